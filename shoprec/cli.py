@@ -1,0 +1,106 @@
+"""``shoprec`` command line: generate data, ingest files, inspect the installation.
+
+The CLI is an entry point: it is the one place (besides DAG tasks and the Bento service)
+that reads settings from the environment. It covers the core package only; the full
+pipeline runs through Airflow (``make pipeline`` / ``make airflow``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from shoprec.settings import Settings
+
+PRESETS: dict[str, dict[str, int | float]] = {
+    "tiny": {"n_users": 150, "n_items": 120, "n_categories": 6, "n_shops": 12, "days": 6,
+             "sessions_per_user_day": 0.6, "impressions_per_session": 10},
+    "default": {"n_users": 3000, "n_items": 1500, "n_categories": 20, "n_shops": 120, "days": 14},
+    "large": {"n_users": 100_000, "n_items": 50_000, "n_categories": 200, "n_shops": 2000,
+              "days": 30},
+}
+"""Named generator scales; any field can still be overridden with ``--set name=value``."""
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from shoprec.generator import GeneratorConfig, generate
+
+    landing = Path(args.out) if args.out else settings.landing_dir
+    if args.if_empty and any((landing / "events").glob("*")):
+        print(f"{landing / 'events'} already has event files; nothing generated (--if-empty)")
+        return 0
+    overrides: dict[str, object] = dict(PRESETS[args.preset])
+    known = {f.name: f.type for f in fields(GeneratorConfig)}
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise SystemExit(f"unknown generator setting {name!r}; known: {sorted(known)}")
+        overrides[name] = value if name == "start_date" else float(value) if "." in value \
+            else int(value)
+    overrides.setdefault("seed", args.seed if args.seed is not None else settings.seed)
+    config = GeneratorConfig(**overrides)
+    summary = generate(config, landing)
+    print(json.dumps({"config": asdict(config), "summary": summary}, default=str, indent=2))
+    return 0
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from shoprec.ingest import commit_batch, stage_files
+
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SystemExit(f"no such file: {', '.join(missing)}")
+    staged = stage_files(paths, settings, args.batch_id)
+    print(staged)
+    committed = commit_batch(settings, args.batch_id)
+    print(committed)
+    return 0
+
+
+def _info(_: argparse.Namespace, settings: Settings) -> int:
+    contract = settings.load_contract()
+    print(f"SHOPREC_HOME = {settings.home}")
+    print(f"contract     = {settings.contract} (project {contract.project})")
+    for service in contract.services:
+        names = [f.name for f in contract.service_features(service)]
+        print(f"FeatureService {service}: {', '.join(names)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, separate from :func:`main` so tests can inspect it."""
+    parser = argparse.ArgumentParser(prog="shoprec", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic landing files")
+    gen.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    gen.add_argument("--set", action="append", metavar="NAME=VALUE",
+                     help="override one GeneratorConfig field")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--out", help="landing folder (default: $SHOPREC_HOME/landing)")
+    gen.add_argument("--if-empty", action="store_true",
+                     help="do nothing when the landing folder already has event files")
+    gen.set_defaults(func=_generate)
+
+    ing = sub.add_parser("ingest", help="stage and commit event files to the event store")
+    ing.add_argument("paths", nargs="+")
+    ing.add_argument("--batch-id", default="cli")
+    ing.set_defaults(func=_ingest)
+
+    info = sub.add_parser("info", help="show settings and the FeatureServices of the contract")
+    info.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return args.func(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
