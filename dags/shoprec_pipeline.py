@@ -17,13 +17,13 @@ DOC_MD = """
 One run takes the event files waiting in `$SHOPREC_HOME/landing/` all the way to a
 servable bento:
 
-| task | what it does | where to look |
+| task | what it does | look at |
 |---|---|---|
-| `ingest` | parses landing files, quarantines bad rows with a reason, stages the batch | `quarantine/`, task log |
-| `validate` | Great Expectations suite generated from the contract; on success commits the batch to the date-partitioned event store (dedup by `event_id`) | `reports/data_docs/` |
-| `features` | builds point-in-time feature snapshots, `feast apply`, materializes the sqlite online store, builds training sets through the FeatureServices | `feast/`, `datasets/` |
-| `train` | TFRS two-tower + DCN ranker, SavedModels with preprocessing inside, FAISS index | `models/<run>/metrics.json` |
-| `package` | saves the models to the BentoML store and builds the bento | `bentoml/` |
+| `ingest` | parse landing files, quarantine bad rows, stage the batch | `quarantine/` |
+| `validate` | GX suite from the contract; commit the batch (dedup) | `reports/data_docs/` |
+| `features` | snapshots, `feast apply`, materialize, training sets | `feast/`, `datasets/` |
+| `train` | two-tower + DCN SavedModels, FAISS index, metrics | `models/<run>/` |
+| `package` | BentoML models and the bento | `bentoml/` |
 
 A failing validation stops the run before features, the online store or models are touched.
 """
@@ -59,6 +59,7 @@ def shoprec_pipeline() -> None:
     def ingest(run_id: str | None = None) -> dict:
         """Stage every landing event file and refresh the item/user tables."""
         from shoprec.ingest import ingest_tables, stage_files
+
         from shoprec.settings import Settings
 
         settings = Settings.from_env()
@@ -80,10 +81,10 @@ def shoprec_pipeline() -> None:
         """Gate the staged batch with GX; commit it to the event store only if it passes."""
         import pandas as pd
         from airflow.sdk.exceptions import AirflowFailException
-
         from shoprec.ingest import commit_batch
-        from shoprec.settings import Settings
         from validation.gate import ValidationFailed, validate_batch
+
+        from shoprec.settings import Settings
 
         settings = Settings.from_env()
         batch_id = staged["batch_id"]
@@ -117,11 +118,11 @@ def shoprec_pipeline() -> None:
     def train(feature_report: dict, run_id: str | None = None, params: dict | None = None) -> str:
         """Train the two-tower and DCN models and build the FAISS index for this run."""
         import pandas as pd
+        from training.pipeline import train as train_models
 
         from feature_repo import store
         from shoprec.contract import ITEM_TOWER
         from shoprec.settings import Settings
-        from training.pipeline import train as train_models
 
         settings = Settings.from_env()
         contract = settings.load_contract()
@@ -141,6 +142,7 @@ def shoprec_pipeline() -> None:
         from pathlib import Path
 
         from serving.package import package as build_bento
+
         from shoprec.settings import Settings
 
         tag = build_bento(Settings.from_env(), Path(run_dir))

@@ -43,7 +43,7 @@ class Settings:
         return replace(self, home=Path(home).resolve())
 
     def env(self) -> dict[str, str]:
-        """Environment for a child process (``feast`` CLI, ``bentoml serve``) to see these settings."""
+        """Environment that lets a child process (feast, bentoml) see these settings."""
         return {ENV_HOME: str(self.home), ENV_CONTRACT: self.contract,
                 "BENTOML_HOME": str(self.bentoml_home)}
 

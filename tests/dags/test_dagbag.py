@@ -18,8 +18,8 @@ out = {}
 for path in sorted(dag_dir.glob("*.py")):
     before = set(sys.modules)
     t = time.perf_counter()
-    ns = {}
-    exec(compile(path.read_text(), str(path), "exec"), {"__name__": path.stem, "__file__": str(path)} | ns)
+    scope = {"__name__": path.stem, "__file__": str(path)}
+    exec(compile(path.read_text(), str(path), "exec"), scope)
     out[path.stem] = {"seconds": time.perf_counter() - t,
                       "new_modules": sorted(set(sys.modules) - before)}
 print(json.dumps(out))
