@@ -18,6 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shoprec.recipes import (
+    Attr,
+    Count,
+    DaysSince,
+    MeanItemAttr,
+    Recipe,
+    SmoothedRatio,
+    TopItemAttr,
+)
+
 Dtype = Literal["int64", "float64", "string", "timestamp"]
 Kind = Literal["categorical", "numeric", "count"]
 
@@ -130,6 +140,7 @@ class Feature:
             ``count`` features are log1p-normalized; ``numeric`` features are standardized.
         default: Value used when an entity has no feature row (cold start, TTL miss).
         used_by: The FeatureServices (consumers) that include it.
+        recipe: How the feature builder computes it (:mod:`shoprec.recipes`).
         vocab_size: For categorical ids, the hashing bucket count used inside the model.
         description: Shown in the Feast registry/UI.
     """
@@ -140,6 +151,7 @@ class Feature:
     kind: Kind
     default: float | int | str
     used_by: frozenset[str]
+    recipe: Recipe | None = None
     vocab_size: int = 0
     description: str = ""
 
@@ -194,6 +206,13 @@ class Contract:
             unknown = f.used_by - set(self.services)
             if unknown:
                 raise ValueError(f"feature {f.name!r} used by unknown services {sorted(unknown)}")
+            if isinstance(f.recipe, SmoothedRatio):
+                for ref in (f.recipe.numerator, f.recipe.denominator):
+                    other = next((g for g in self.features if g.name == ref), None)
+                    if other is None or other.view != f.view or not isinstance(other.recipe,
+                                                                                Count):
+                        raise ValueError(f"ratio feature {f.name!r} needs {ref!r} to be a Count "
+                                         f"feature of view {f.view!r}")
 
     def entity(self, name: str) -> Entity:
         """Return the entity called ``name``."""
@@ -238,11 +257,12 @@ class Contract:
 
 
 _U, _I, _R = USER_TOWER, ITEM_TOWER, RANKER
+_IMP, _CLICK, _BUY = ("impression",), ("click",), ("purchase",)
 
 
 def _f(name: str, view: str, dtype: Dtype, kind: Kind, default: float | int | str,
-       used_by: set[str], vocab: int = 0, desc: str = "") -> Feature:
-    return Feature(name, view, dtype, kind, default, frozenset(used_by), vocab, desc)
+       used_by: set[str], recipe: Recipe, vocab: int = 0, desc: str = "") -> Feature:
+    return Feature(name, view, dtype, kind, default, frozenset(used_by), recipe, vocab, desc)
 
 
 CONTRACT = Contract(
@@ -257,28 +277,34 @@ CONTRACT = Contract(
         FeatureViewSpec("item_profile", "item", 2, "Item catalogue attributes as of the day."),
     ),
     features=(
-        _f("u_impressions_30d", "user_stats", "int64", "count", 0, {_R}),
-        _f("u_clicks_30d", "user_stats", "int64", "count", 0, {_U, _R}),
-        _f("u_purchases_30d", "user_stats", "int64", "count", 0, {_U, _R}),
+        _f("u_impressions_30d", "user_stats", "int64", "count", 0, {_R}, Count(_IMP, 30)),
+        _f("u_clicks_30d", "user_stats", "int64", "count", 0, {_U, _R}, Count(_CLICK, 30)),
+        _f("u_purchases_30d", "user_stats", "int64", "count", 0, {_U, _R}, Count(_BUY, 30)),
         _f("u_ctr_30d", "user_stats", "float64", "numeric", 0.05, {_U, _R},
+           SmoothedRatio("u_clicks_30d", "u_impressions_30d", 1.0, 19.0),
            desc="Clicks/impressions, Beta(1, 19) smoothed."),
         _f("u_avg_price_30d", "user_stats", "float64", "numeric", 0.0, {_R},
-           desc="Mean price of items the user clicked."),
-        _f("u_top_category", "user_stats", "int64", "categorical", -1, {_U, _R}, 1000,
+           MeanItemAttr("price", _CLICK, 30), desc="Mean price of items the user clicked."),
+        _f("u_top_category", "user_stats", "int64", "categorical", -1, {_U, _R},
+           TopItemAttr("category_id", POSITIVE_EVENT_TYPES, 30), 1000,
            "Category the user engaged with most."),
-        _f("i_impressions_30d", "item_stats", "int64", "count", 0, {_R}),
-        _f("i_clicks_30d", "item_stats", "int64", "count", 0, {_I, _R}),
-        _f("i_purchases_30d", "item_stats", "int64", "count", 0, {_R}),
+        _f("i_impressions_30d", "item_stats", "int64", "count", 0, {_R}, Count(_IMP, 30)),
+        _f("i_clicks_30d", "item_stats", "int64", "count", 0, {_I, _R}, Count(_CLICK, 30)),
+        _f("i_purchases_30d", "item_stats", "int64", "count", 0, {_R}, Count(_BUY, 30)),
         _f("i_ctr_30d", "item_stats", "float64", "numeric", 0.05, {_R},
+           SmoothedRatio("i_clicks_30d", "i_impressions_30d", 1.0, 19.0),
            desc="Clicks/impressions, Beta(1, 19) smoothed."),
         _f("i_cvr_30d", "item_stats", "float64", "numeric", 0.02, {_R},
+           SmoothedRatio("i_purchases_30d", "i_clicks_30d", 1.0, 49.0),
            desc="Purchases/clicks, Beta(1, 49) smoothed."),
-        _f("i_category_id", "item_profile", "int64", "categorical", -1, {_I, _R}, 1000),
-        _f("i_shop_id", "item_profile", "int64", "categorical", -1, {_I, _R}, 5000),
-        _f("i_price", "item_profile", "float64", "numeric", 0.0, {_I, _R}),
-        _f("i_stock", "item_profile", "int64", "count", 0, {_R}),
+        _f("i_category_id", "item_profile", "int64", "categorical", -1, {_I, _R},
+           Attr("category_id"), 1000),
+        _f("i_shop_id", "item_profile", "int64", "categorical", -1, {_I, _R}, Attr("shop_id"),
+           5000),
+        _f("i_price", "item_profile", "float64", "numeric", 0.0, {_I, _R}, Attr("price")),
+        _f("i_stock", "item_profile", "int64", "count", 0, {_R}, Attr("stock")),
         _f("i_age_days", "item_profile", "float64", "numeric", 0.0, {_R},
-           desc="Days since launch at snapshot time."),
+           DaysSince("launch_ts"), desc="Days since launch at snapshot time."),
     ),
 )
 """The default contract. Tests may build variants with :func:`dataclasses.replace`."""

@@ -1,0 +1,70 @@
+"""The ShopRec Bento service: ``POST /recommend``.
+
+A thin HTTP wrapper over :class:`serving.recommender.Recommender`. The two BentoML models are
+class attributes because BentoML collects model references from the class when it builds the
+bento; a reference created in ``__init__`` would be left out. This module is an entry point,
+so it is the one place in serving that reads :meth:`Settings.from_env` (for the Feast store).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import bentoml
+from pydantic import Field
+
+from serving.recommender import MAX_K, InvalidRequest
+
+RETRIEVAL_MODEL = "shoprec_retrieval"
+RANKER_MODEL = "shoprec_ranker"
+
+
+def model_version(retrieval_run: str, ranker_run: str) -> str:
+    """One version string for a response; both ids appear only if the models disagree."""
+    return retrieval_run if retrieval_run == ranker_run else f"{retrieval_run}+{ranker_run}"
+
+
+@bentoml.service(
+    name="shoprec",
+    workers=1,
+    traffic={"timeout": 30},
+    envs=[{"name": "TF_USE_LEGACY_KERAS", "value": "1"}],
+)
+class ShopRec:
+    """Two-stage recommendations: two-tower retrieval over FAISS, DCN ranker re-scoring."""
+
+    retrieval = bentoml.models.BentoModel(f"{RETRIEVAL_MODEL}:latest")
+    ranker = bentoml.models.BentoModel(f"{RANKER_MODEL}:latest")
+
+    def __init__(self) -> None:
+        """Load SavedModels and the index once per worker and open the Feast online store."""
+        from feature_repo.online import feast_fetcher, open_feature_store
+        from serving.artifacts import load_artifacts
+        from serving.recommender import Recommender
+        from shoprec.settings import Settings
+
+        settings = Settings.from_env()
+        contract = settings.load_contract()
+        artifacts = load_artifacts(self.retrieval.path, self.ranker.path)
+        store = open_feature_store(settings)
+        self.recommender = Recommender(artifacts, feast_fetcher(store, contract), contract)
+        self.version = model_version(
+            self.retrieval.info.labels.get("run_id", self.retrieval.tag.version or ""),
+            self.ranker.info.labels.get("run_id", self.ranker.tag.version or ""),
+        )
+        # Warm up before /readyz turns green: the first call traces TF functions and loads
+        # the Feast registry (~1 s), and a missing online store should fail startup, not users.
+        self.recommender.recommend(0, 1)
+
+    @bentoml.api
+    def recommend(
+        self,
+        user_id: Annotated[int, Field(ge=0, description="Shop user id.")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="How many items.")] = 10,
+    ) -> dict:
+        """Top ``k`` items for ``user_id``, best first: ``{user_id, items, model_version}``."""
+        try:
+            items = self.recommender.recommend(user_id, k)
+        except InvalidRequest as err:
+            raise bentoml.exceptions.InvalidArgument(str(err)) from err
+        return {"user_id": user_id, "items": items, "model_version": self.version}

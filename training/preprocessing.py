@@ -1,0 +1,163 @@
+"""Keras preprocessing derived from the feature contract, built INSIDE the models.
+
+Serving sends raw values (contract dtypes) straight into the SavedModels, so hashing, log1p and
+standardisation must be part of the exported graph: the same code path runs at training and at
+serving time, which removes a whole class of training/serving skew. Nothing here names a feature;
+everything comes from :class:`shoprec.contract.Contract`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprec.contract import ID_VOCAB, Contract
+from shoprec.tf_runtime import tensorflow
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One raw model input.
+
+    Attributes:
+        name: Input name: a contract feature name, ``user_id`` or ``item_id``.
+        dtype: Contract dtype of the raw value (``int64``, ``float64`` or ``string``).
+        kind: ``id``, ``categorical``, ``count`` or ``numeric``; decides the preprocessing.
+        vocab: Hash-bucket count for ``id`` / ``categorical`` inputs (0 otherwise).
+    """
+
+    name: str
+    dtype: str
+    kind: str
+    vocab: int = 0
+
+
+Stats = dict[str, tuple[float, float]]
+"""Per-input (mean, variance) of the *transformed* value, for ``count`` and ``numeric`` inputs."""
+
+
+def model_inputs(contract: Contract, service: str, ids: tuple[str, ...]) -> list[InputSpec]:
+    """Raw inputs of the model that consumes FeatureService ``service``.
+
+    Args:
+        contract: The feature contract.
+        service: FeatureService name (``two_tower_user``, ``two_tower_item``, ``ranker``).
+        ids: Entity id columns fed as hashed inputs too, in order (e.g. ``("user_id",)``).
+
+    Returns:
+        Specs in a stable order: ids first, then the service features in contract order. The
+        order is the SavedModel argument order, so it must not depend on DataFrame columns.
+
+    Raises:
+        ValueError: if a categorical feature declares no ``vocab_size`` (hashing needs one).
+    """
+    specs = [InputSpec(i, "int64", "id", ID_VOCAB[i]) for i in ids]
+    for f in contract.service_features(service):
+        if f.kind == "categorical" and f.vocab_size <= 0:
+            raise ValueError(f"categorical feature {f.name!r} needs vocab_size > 0 for hashing")
+        specs.append(InputSpec(f.name, f.dtype, f.kind, f.vocab_size))
+    return specs
+
+
+def numpy_dtype(dtype: str) -> Any:
+    """Numpy dtype for a contract dtype (``string`` maps to object)."""
+    return {"int64": np.int64, "float64": np.float64, "string": object}[dtype]
+
+
+def tf_dtype(dtype: str) -> Any:
+    """TensorFlow dtype for a contract dtype; this is the SavedModel signature dtype."""
+    tf = tensorflow()
+    return {"int64": tf.int64, "float64": tf.float64, "string": tf.string}[dtype]
+
+
+def to_feature_dict(df: pd.DataFrame, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """Columns of ``df`` as arrays with exactly the contract dtypes.
+
+    Training feeds the models the same dtypes serving will, so a dtype mismatch shows up here
+    (as a cast of the DataFrame) instead of as a signature error in production.
+    """
+    missing = [s.name for s in specs if s.name not in df.columns]
+    if missing:
+        raise KeyError(f"DataFrame lacks model inputs {missing}")
+    return {s.name: df[s.name].to_numpy(dtype=numpy_dtype(s.dtype)) for s in specs}
+
+
+def _transform_numpy(values: np.ndarray, kind: str) -> np.ndarray:
+    x = values.astype(np.float64)
+    return np.log1p(np.maximum(x, 0.0)) if kind == "count" else x
+
+
+def fit_stats(df: pd.DataFrame, specs: list[InputSpec]) -> Stats:
+    """Mean and variance of every count/numeric input on the TRAIN split.
+
+    This is what ``Normalization.adapt`` computes; doing it in float64 numpy avoids one tf.data
+    pass per feature and float32 accumulation error on large values (prices, counts), and the
+    result is handed to ``Normalization(mean=..., variance=...)``.
+    """
+    stats: Stats = {}
+    for s in specs:
+        if s.kind in ("count", "numeric"):
+            x = _transform_numpy(df[s.name].to_numpy(), s.kind)
+            stats[s.name] = (float(x.mean()), float(x.var()))
+    return stats
+
+
+def keras_inputs(specs: list[InputSpec]) -> dict[str, Any]:
+    """One scalar-per-example ``tf.keras.Input`` per spec, named and typed as the contract."""
+    tf = tensorflow()
+    return {s.name: tf.keras.Input(shape=(), dtype=tf_dtype(s.dtype), name=s.name) for s in specs}
+
+
+def encode(inputs: dict[str, Any], specs: list[InputSpec], stats: Stats, *, id_dim: int,
+           cat_dim: int, prefix: str) -> Any:
+    """Functional-API graph from raw inputs to one dense float32 vector per example.
+
+    ids/categorical → ``Hashing(num_bins=vocab)`` → ``Embedding``; count → log1p →
+    ``Normalization``; numeric → ``Normalization``. Hashing (not a vocabulary lookup) lets
+    unseen ids and the ``-1`` default land in a bucket instead of failing at serving time.
+
+    Args:
+        inputs: Keras inputs from :func:`keras_inputs`.
+        specs: The same specs.
+        stats: Train statistics from :func:`fit_stats`.
+        id_dim: Embedding width for ``id`` inputs.
+        cat_dim: Embedding width for ``categorical`` inputs.
+        prefix: Layer-name prefix, so two models' layers never collide in one graph.
+
+    Returns:
+        A ``[B, sum(widths)]`` float32 Keras tensor.
+    """
+    tf = tensorflow()
+    parts = []
+    for s in specs:
+        x = inputs[s.name]
+        if s.kind in ("id", "categorical"):
+            dim = id_dim if s.kind == "id" else cat_dim
+            h = tf.keras.layers.Hashing(num_bins=s.vocab, name=f"{prefix}_{s.name}_hash")(x)
+            parts.append(tf.keras.layers.Embedding(s.vocab, dim, name=f"{prefix}_{s.name}_emb")(h))
+            continue
+        if s.kind not in ("count", "numeric"):
+            raise ValueError(f"unknown feature kind {s.kind!r} for {s.name!r}")
+        if s.kind == "count":
+            fn = _log1p_column
+        else:
+            fn = _float_column
+        col = tf.keras.layers.Lambda(fn, name=f"{prefix}_{s.name}_{s.kind}")(x)
+        mean, var = stats[s.name]
+        parts.append(tf.keras.layers.Normalization(
+            axis=-1, mean=[mean], variance=[var], name=f"{prefix}_{s.name}_norm")(col))
+    return tf.keras.layers.Concatenate(name=f"{prefix}_concat")(parts)
+
+
+def _float_column(x: Any) -> Any:
+    tf = tensorflow()
+    return tf.expand_dims(tf.cast(x, tf.float32), -1)
+
+
+def _log1p_column(x: Any) -> Any:
+    tf = tensorflow()
+    # Clamp at 0: a negative count is a data bug upstream, but must not produce NaN at serving.
+    return tf.expand_dims(tf.math.log1p(tf.maximum(tf.cast(x, tf.float32), 0.0)), -1)
