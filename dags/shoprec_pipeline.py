@@ -59,7 +59,6 @@ def shoprec_pipeline() -> None:
     def ingest(run_id: str | None = None) -> dict:
         """Stage every landing event file and refresh the item/user tables."""
         from shoprec.ingest import ingest_tables, stage_files
-
         from shoprec.settings import Settings
 
         settings = Settings.from_env()
@@ -72,7 +71,7 @@ def shoprec_pipeline() -> None:
         tables = ingest_tables(settings, settings.landing_dir)
         report = stage_files(files, settings, batch_id)
         print(report)
-        return {"batch_id": batch_id, "files": len(files), "tables": tables,
+        return {"batch_id": batch_id, "files": len(files), "tables": _jsonable(tables),
                 "read": report.read, "staged": report.staged,
                 "quarantined": report.quarantined}
 
@@ -81,10 +80,10 @@ def shoprec_pipeline() -> None:
         """Gate the staged batch with GX; commit it to the event store only if it passes."""
         import pandas as pd
         from airflow.sdk.exceptions import AirflowFailException
-        from shoprec.ingest import commit_batch
-        from validation.gate import ValidationFailed, validate_batch
 
+        from shoprec.ingest import commit_batch
         from shoprec.settings import Settings
+        from validation.gate import ValidationFailed, validate_batch
 
         settings = Settings.from_env()
         batch_id = staged["batch_id"]
@@ -94,8 +93,11 @@ def shoprec_pipeline() -> None:
         except ValidationFailed as exc:
             raise AirflowFailException(str(exc)) from exc
         print(result)
-        commit = commit_batch(settings, batch_id)
+        commit = commit_batch(settings, batch_id, result.valid)
         print(commit)
+        from shoprec.quarantine import format_ledger, update_ledger
+
+        print(format_ledger(update_ledger(settings, batch_id)))
         return {"batch_id": batch_id, "stored": commit.stored, "duplicates": commit.duplicates}
 
     @task
@@ -118,11 +120,11 @@ def shoprec_pipeline() -> None:
     def train(feature_report: dict, run_id: str | None = None, params: dict | None = None) -> str:
         """Train the two-tower and DCN models and build the FAISS index for this run."""
         import pandas as pd
-        from training.pipeline import train as train_models
 
         from feature_repo import store
         from shoprec.contract import ITEM_TOWER
         from shoprec.settings import Settings
+        from training.pipeline import train as train_models
 
         settings = Settings.from_env()
         contract = settings.load_contract()
@@ -142,7 +144,6 @@ def shoprec_pipeline() -> None:
         from pathlib import Path
 
         from serving.package import package as build_bento
-
         from shoprec.settings import Settings
 
         tag = build_bento(Settings.from_env(), Path(run_dir))

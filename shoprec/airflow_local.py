@@ -77,16 +77,30 @@ sys.exit(0 if dr.state == "success" else 1)
 """
 
 
-def run_dag(dag_id: str, env: Mapping[str, str], conf: dict | None = None) -> int:
+def run_dag(dag_id: str, env: Mapping[str, str], conf: dict | None = None,
+            log: Path | None = None) -> int:
     """Run one DAG run to the end with ``dag.test()`` in a child process; 0 when it succeeded.
 
     ``dag.test()`` runs every task in one process against the SQLite metadata DB, which is the
     embedded way to run the pipeline without a scheduler.
+
+    Args:
+        dag_id: The DAG to run.
+        env: Environment from :func:`airflow_env`.
+        conf: Run configuration (validated against the DAG's Params).
+        log: Append the run's stdout/stderr here instead of inheriting the terminal.
     """
-    prepare(env)
     args = [sys.executable, "-c", _DAG_TEST, env["AIRFLOW__CORE__DAGS_FOLDER"], dag_id,
             json.dumps(conf or {})]
-    return subprocess.run(args, env=dict(env), check=False).returncode
+    if log is None:
+        prepare(env)
+        return subprocess.run(args, env=dict(env), check=False).returncode
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        for cmd in (("db", "migrate"), ("dags", "reserialize")):
+            exe = Path(sys.executable).parent / "airflow"
+            subprocess.run([str(exe), *cmd], env=dict(env), stdout=out, stderr=out, check=True)
+        return subprocess.run(args, env=dict(env), stdout=out, stderr=out, check=False).returncode
 
 
 class Standalone:

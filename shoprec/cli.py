@@ -48,16 +48,36 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Stage → validate (GX) → commit one batch; exit code 1 when validation fails."""
+    import json
+
+    import pandas as pd
+
     from shoprec.ingest import commit_batch, stage_files
+    from shoprec.quarantine import format_ledger, ledger_path
 
     paths = [Path(p) for p in args.paths]
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"no such file: {', '.join(missing)}")
+    try:
+        from validation.gate import ValidationFailed, validate_batch
+    except ImportError as exc:
+        raise SystemExit(f"cannot validate: validation.gate is not importable ({exc}); "
+                         "nothing was ingested") from exc
     staged = stage_files(paths, settings, args.batch_id)
     print(staged)
-    committed = commit_batch(settings, args.batch_id)
+    df = pd.read_parquet(staged.path)
+    try:
+        result = validate_batch(df, settings, args.batch_id, now=None)
+    except ValidationFailed as exc:
+        print(f"validation failed, batch {args.batch_id} not committed: {exc}", file=sys.stderr)
+        return 1
+    print(result)
+    committed = commit_batch(settings, args.batch_id, result.valid)
     print(committed)
+    record = json.loads(ledger_path(settings, args.batch_id).read_text())
+    print(format_ledger(record))
     return 0
 
 

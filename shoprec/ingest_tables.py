@@ -1,0 +1,94 @@
+"""Ingest the item catalogue and the user table from the landing folder.
+
+Tables are small next to events and have no later validation stage, so every rule of the
+contract column (type, required, ``min_value``) is checked here; failing rows are quarantined
+under batch ``tables`` with a reason, and the last row of a repeated key wins (a later line is a
+later update of the same item or user).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shoprec.contract import ITEM_SCHEMA, USER_SCHEMA, TableSchema
+from shoprec.ingest_readers import read_chunks
+from shoprec.ingest_typing import arrow_schema, type_frame
+from shoprec.quarantine import write_quarantine
+from shoprec.settings import Settings
+
+TABLES_BATCH = "tables"
+"""Quarantine batch id of table rows (stage ``ingest_<table>``)."""
+TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+"""Accepted table files, tried in this order: ``<table><suffix>`` in the landing folder."""
+
+
+def find_table(landing_dir: Path, name: str) -> Path:
+    """The landing file of table ``name``.
+
+    Raises:
+        FileNotFoundError: naming the folder and the file names that were looked for.
+    """
+    for suffix in TABLE_SUFFIXES:
+        path = Path(landing_dir) / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    expected = ", ".join(f"{name}{s}" for s in TABLE_SUFFIXES)
+    raise FileNotFoundError(f"no {name} table in {landing_dir}: expected one of {expected}")
+
+
+def _ingest_table(settings: Settings, path: Path, schema: TableSchema) -> dict[str, Any]:
+    good: list[pd.DataFrame] = []
+    rejected: list[pd.DataFrame] = []
+    reasons: list[str] = []
+    read = 0
+    for chunk in read_chunks(path):
+        typed = type_frame(chunk.frame, schema, check_min="all")
+        good.append(typed.frame)
+        if typed.rejected.any():
+            rows = chunk.frame[typed.rejected].astype("string")
+            rejected.append(rows.assign(source_file=str(path),
+                                        source_line=chunk.lines[typed.rejected]))
+            reasons += typed.reasons
+        if len(chunk.malformed):
+            rejected.append(chunk.malformed.assign(source_file=str(path),
+                                                   source_line=chunk.malformed_lines))
+            reasons += chunk.malformed_reasons
+        read += chunk.rows
+    frames = [g for g in good if len(g)]
+    table = pd.concat(frames, ignore_index=True) if frames else type_frame(
+        pd.DataFrame(columns=schema.names), schema).frame
+    unique = table.drop_duplicates(schema.key, keep="last").sort_values(schema.key)
+    quarantine = write_quarantine(settings, TABLES_BATCH, f"ingest_{schema.name}",
+                                  pd.concat(rejected, ignore_index=True) if rejected
+                                  else pd.DataFrame(), reasons)
+    target = settings.tables_dir / f"{schema.name}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(pa.Table.from_pandas(unique, arrow_schema(schema), preserve_index=False), tmp)
+    tmp.replace(target)
+    counts = {"read": read, "stored": len(unique), "duplicates": len(table) - len(unique),
+              "quarantined": len(reasons)}
+    if counts["stored"] + counts["duplicates"] + counts["quarantined"] != read:
+        raise RuntimeError(f"{schema.name}: counts do not balance: {counts}")
+    return {**counts, "path": str(target), "quarantine": str(quarantine) if quarantine else None}
+
+
+def ingest_tables(settings: Settings, landing_dir: Path) -> dict[str, dict[str, Any]]:
+    """Type ``items`` and ``users`` from ``landing_dir`` into ``settings.tables_dir``.
+
+    Both files are located before anything is written, so a missing table leaves the current
+    tables untouched.
+
+    Returns:
+        Per table: ``read``, ``stored``, ``duplicates``, ``quarantined``, ``path``, ``quarantine``.
+
+    Raises:
+        FileNotFoundError: naming the missing table file.
+    """
+    sources = [(find_table(landing_dir, s.name), s) for s in (ITEM_SCHEMA, USER_SCHEMA)]
+    return {schema.name: _ingest_table(settings, path, schema) for path, schema in sources}

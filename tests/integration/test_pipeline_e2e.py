@@ -1,0 +1,114 @@
+"""The whole product on tiny generated data: `dag.test()` of the pipeline, then real HTTP.
+
+One pipeline run is shared by the module (it takes a few minutes on 2 cores): the bento it
+built is served and queried over HTTP, and then a bad batch is dropped into the landing folder
+to show that a failing validation leaves the online store, the models and the bento store
+exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from serving import serve
+from shoprec.airflow_local import airflow_env, run_dag
+from shoprec.settings import Settings
+from tests.conftest import free_port
+from tests.integration.conftest import fresh_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONF = {"epochs": 1, "batch_size": 256}
+
+
+def _tail(path: Path, chars: int = 6000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory, tiny_landing: Path) -> Settings:
+    """A SHOPREC_HOME after one successful `shoprec_pipeline` run."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    settings = Settings(home=fresh_home(tmp, tiny_landing))
+    log = tmp / "dag_test.log"
+    code = run_dag("shoprec_pipeline", airflow_env(settings.home), CONF, log=log)
+    assert code == 0, f"pipeline failed:\n{_tail(log)}"
+    return settings
+
+
+def _fingerprint(root: Path) -> dict[str, str]:
+    """Content hash of every file under ``root`` (empty when it does not exist)."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_pipeline_writes_every_stage_output(pipeline: Settings) -> None:
+    runs = [p for p in pipeline.models_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["train_rows"] > 0 and metrics["catalogue_items"] > 0
+    ledgers = [json.loads(p.read_text()) for p in (pipeline.reports_dir / "ledger").glob("*.json")]
+    events = [rec for rec in ledgers if rec.get("stored")]
+    assert len(events) == 1, ledgers
+    ledger = events[0]
+    assert ledger["balanced"] is True and ledger["stored"] > 0
+    assert ledger["read"] == ledger["stored"] + ledger["duplicates"] + \
+        ledger["quarantined_ingest"] + ledger["quarantined_validation"]
+    assert (pipeline.feast_dir / "online.db").exists()
+    assert list((pipeline.bentoml_home / "bentos" / "shoprec").iterdir())
+
+
+def test_recommend_over_http_from_the_built_bento(pipeline: Settings) -> None:
+    items = set(pd.read_parquet(pipeline.tables_dir / "items.parquet")["item_id"].tolist())
+    users = pd.read_parquet(pipeline.events_dir, columns=["user_id"])["user_id"]
+    user = int(users.value_counts().index[0])
+    srv = serve.start(pipeline, port=free_port(), log_path=pipeline.home / "serve.log")
+    try:
+        serve.wait_ready(srv, timeout=300)
+        resp = httpx.post(f"{srv.url}/recommend", json={"user_id": user, "k": 10}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        got = resp.json()["items"]
+        ids, scores = [it["item_id"] for it in got], [it["score"] for it in got]
+        assert len(ids) == 10 and len(set(ids)) == 10
+        assert set(ids) <= items
+        assert scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores)  # ranker outputs click probabilities
+    finally:
+        serve.stop(srv)
+
+
+def test_failing_batch_leaves_online_store_and_models_unchanged(pipeline: Settings,
+                                                                tmp_path: Path) -> None:
+    watched = {"feast": pipeline.feast_dir, "features": pipeline.features_dir,
+               "models": pipeline.models_dir, "datasets": pipeline.datasets_dir,
+               "bentoml": pipeline.bentoml_home, "events": pipeline.events_dir}
+    before = {name: _fingerprint(path) for name, path in watched.items()}
+    assert before["feast"] and before["models"] and before["bentoml"]
+    # A shop sends a file whose timestamps are milliseconds (year ~50000): every row fails the
+    # timestamp-window expectation, far above the allowed quarantine share.
+    landed = sorted((pipeline.landing_dir / "events").glob("*.parquet"))
+    bad = pd.concat([pd.read_parquet(p) for p in landed], ignore_index=True)
+    bad["event_id"] = "bad-" + bad["event_id"].astype(str)
+    bad["event_ts"] = bad["event_ts"].astype("int64") // 1000  # epoch ms read as seconds
+    bad_path = pipeline.landing_dir / "events" / "zz_bad_batch.csv"
+    bad.to_csv(bad_path, index=False)
+    log = tmp_path / "bad_run.log"
+    code = run_dag("shoprec_pipeline", airflow_env(pipeline.home), CONF, log=log)
+    text = _tail(log, 200_000)
+    assert code != 0, "a batch with only bad timestamps must fail the run"
+    assert "ValidationFailed" in text or "validation failed" in text.lower(), text[-3000:]
+    after = {name: _fingerprint(path) for name, path in watched.items()}
+    for name in watched:
+        assert after[name] == before[name], f"{name} changed although validation failed"
+    quarantined = pd.concat([pd.read_parquet(p) for p in
+                             pipeline.quarantine_dir.rglob("*.parquet")], ignore_index=True)
+    assert quarantined["event_id"].str.startswith("bad-").sum() == len(bad)
+    bad_path.unlink()
