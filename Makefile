@@ -61,7 +61,7 @@ airflow: install  ## airflow standalone with the DAGs; Ctrl-C stops every proces
 	$(PY) -m shoprec.airflow_local standalone
 
 feast-ui: install  ## the Feast registry browser on localhost:8888
-	$(PY) -m shoprec.feast_local ui --port 8888
+	$(PY) -m feature_repo.ui --port 8888 --apply
 
 bench: install  ## benchmarks (figures as a table + one JSON line each)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -74,6 +74,9 @@ def open_feature_store(settings: Settings) -> Any:
 def feast_fetcher(store: Any, contract: Contract) -> Fetch:
     """Build a :data:`Fetch` over a Feast store's online features.
 
+    Columns come back as the entity columns followed by the service's features in contract
+    order (Feast returns them in an arbitrary order).
+
     FeatureService objects are resolved once and cached: a registry lookup per request
     would add latency for a definition that only changes when the pipeline re-applies.
     Store calls are serialized with a lock because the sqlite online store shares one
@@ -90,7 +93,7 @@ def feast_fetcher(store: Any, contract: Contract) -> Fetch:
             resp = store.get_online_features(features=services[service], entity_rows=rows)
             got = resp.to_df().reset_index(drop=True)
         keys = entity_df.reset_index(drop=True)
-        feats = got.drop(columns=[c for c in keys.columns if c in got.columns])
-        return conform(pd.concat([keys, feats], axis=1), contract, service)
+        names = [f.name for f in contract.service_features(service) if f.name in got.columns]
+        return conform(pd.concat([keys, got[names]], axis=1), contract, service)
 
     return fetch

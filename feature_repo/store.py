@@ -1,0 +1,183 @@
+"""The Feast store of one installation: config, apply, materialization and online reads.
+
+``settings.feast_dir`` holds the generated ``feature_store.yaml`` (absolute paths, so the
+store opens from any working directory), the file registry ``registry.db``, the sqlite online
+store ``online.db`` and ``materialized.json``, the record of what reached the online store.
+
+Materialization uses explicit ranges taken from the snapshot timestamps instead of
+``materialize_incremental``: a first incremental run starts at ``now - ttl`` and silently
+loads nothing when the data is older than the TTL (backfills, demo data, replays).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from feature_repo.definitions import feast_objects
+from feature_repo.online import conform, feast_fetcher, feature_store_yaml, open_feature_store
+from shoprec.contract import Contract
+from shoprec.settings import Settings
+
+STATE_FILE = "materialized.json"
+
+
+def write_config(settings: Settings, contract: Contract | None = None) -> str:
+    """Write ``feast_dir/feature_store.yaml`` for ``contract.project``; returns its path."""
+    contract = contract or settings.load_contract()
+    d = settings.feast_dir
+    d.mkdir(parents=True, exist_ok=True)
+    text = (f"project: {contract.project}\n"
+            f"registry: {d / 'registry.db'}\n"
+            "provider: local\n"
+            "online_store:\n"
+            "  type: sqlite\n"
+            f"  path: {d / 'online.db'}\n"
+            "offline_store:\n"
+            "  type: file\n"
+            "entity_key_serialization_version: 3\n")
+    path = feature_store_yaml(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return str(path)
+
+
+def open_store(settings: Settings) -> Any:
+    """Open the installation's ``FeatureStore`` (``FileNotFoundError`` before ``apply``)."""
+    return open_feature_store(settings)
+
+
+def apply(settings: Settings, contract: Contract | None = None) -> dict[str, list[str]]:
+    """Register the contract's objects in-process and delete those no longer in it.
+
+    ``FeatureStore.apply`` only adds/updates; a view or service dropped from the contract
+    would otherwise stay in the registry (and the UI) forever.
+
+    Returns:
+        Names per kind: ``applied_*`` and ``deleted_*`` lists (for run records).
+    """
+    from feast.feature_view import DUMMY_ENTITY_NAME
+
+    contract = contract or settings.load_contract()
+    write_config(settings, contract)
+    objs = feast_objects(contract, settings)
+    store = open_store(settings)
+    wanted_sources = {src.name for src in objs.sources.values()}
+    listings = (("services", set(objs.services), store.list_feature_services),
+                ("views", set(objs.views), store.list_feature_views),
+                ("entities", set(objs.entities), store.list_entities),
+                ("sources", wanted_sources, store.list_data_sources))
+    stale: list[Any] = []
+    report: dict[str, list[str]] = {}
+    for kind, wanted, lister in listings:
+        gone = [o for o in lister() if o.name not in wanted and o.name != DUMMY_ENTITY_NAME]
+        stale.extend(gone)
+        report[f"applied_{kind}"] = sorted(wanted)
+        report[f"deleted_{kind}"] = sorted(o.name for o in gone)
+    store.apply(objs.all(), objects_to_delete=stale, partial=False)
+    return report
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.feast_dir / STATE_FILE
+
+
+def _view_fingerprint(contract: Contract, view: str) -> str:
+    """Changes whenever the view's online columns change (forces a full reload)."""
+    return json.dumps([[f.name, f.dtype] for f in contract.view_features(view)])
+
+
+def read_state(settings: Settings) -> dict[str, Any]:
+    """What earlier runs loaded, per view: ``{"end": iso, "fingerprint": ...}``."""
+    path = _state_path(settings)
+    online_db = settings.feast_dir / "online.db"
+    if not path.exists() or not online_db.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def materialize(settings: Settings, store: Any,
+                contract: Contract | None = None) -> dict[str, dict[str, Any]]:
+    """Load new snapshot rows into the online store, per view, over explicit time ranges.
+
+    First run (or after the view's columns changed): from the earliest snapshot to the
+    latest + 1 s. Later runs: from the end recorded in ``materialized.json`` to the latest
+    snapshot + 1 s. The online store keeps each entity's latest row.
+
+    Returns:
+        Per view: ``rows`` read from the snapshots in the range, ``entities`` written,
+        ``start``/``end`` (ISO) or ``skipped`` when nothing was new.
+
+    Raises:
+        FileNotFoundError: if a view's snapshot file has not been built.
+    """
+    contract = contract or settings.load_contract()
+    state = read_state(settings)
+    result: dict[str, dict[str, Any]] = {}
+    for spec in contract.views:
+        path = settings.features_dir / f"{spec.name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; build the snapshots first")
+        key = contract.entity(spec.entity).join_key
+        ts_col = contract.timestamp_field
+        snap = pd.read_parquet(path, columns=[key, ts_col])
+        if snap.empty:
+            result[spec.name] = {"rows": 0, "entities": 0, "skipped": "no snapshot rows"}
+            continue
+        fingerprint = _view_fingerprint(contract, spec.name)
+        prev = state.get(spec.name, {})
+        first = snap[ts_col].min().to_pydatetime()
+        start = (pd.Timestamp(prev["end"]).to_pydatetime()
+                 if prev.get("fingerprint") == fingerprint else first)
+        end = snap[ts_col].max().to_pydatetime() + timedelta(seconds=1)
+        if start >= end:
+            result[spec.name] = {"rows": 0, "entities": 0, "skipped": "nothing new"}
+            continue
+        store.materialize(start_date=start, end_date=end, feature_views=[spec.name])
+        loaded = snap[(snap[ts_col] >= start) & (snap[ts_col] <= end)]
+        result[spec.name] = {"rows": len(loaded), "entities": int(loaded[key].nunique()),
+                             "start": start.isoformat(), "end": end.isoformat()}
+        state[spec.name] = {"end": end.isoformat(), "fingerprint": fingerprint}
+        _write_state(settings, state)
+    return result
+
+
+def _write_state(settings: Settings, state: dict[str, Any]) -> None:
+    path = _state_path(settings)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def online_features(store: Any, contract: Contract, service: str,
+                    entity_df: pd.DataFrame, batch: int = 5_000) -> pd.DataFrame:
+    """Entity rows plus the service's online features (defaults filled, contract dtypes).
+
+    Args:
+        store: An open ``FeatureStore``.
+        contract: Declares the service's features, defaults and dtypes.
+        service: FeatureService name (the same one training used).
+        entity_df: Must carry the service's join keys; other columns are kept as they are.
+        batch: Rows per online request, bounding request size for whole-catalogue reads.
+
+    Raises:
+        KeyError: if ``entity_df`` lacks a join key of the service.
+    """
+    keys = [e.join_key for e in contract.service_entities(service)]
+    missing = [k for k in keys if k not in entity_df]
+    if missing:
+        raise KeyError(f"entity rows for {service!r} need columns {missing}")
+    base = entity_df.reset_index(drop=True)
+    if base.empty:
+        return conform(base, contract, service)
+    fetch = feast_fetcher(store, contract)
+    parts = [fetch(service, base.loc[i:i + batch - 1, keys].reset_index(drop=True))
+             for i in range(0, len(base), batch)]
+    feats = pd.concat(parts, ignore_index=True).drop(columns=keys)
+    return pd.concat([base, feats], axis=1)
