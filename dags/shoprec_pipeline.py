@@ -109,12 +109,12 @@ def shoprec_pipeline() -> None:
         settings = Settings.from_env()
         contract = settings.load_contract()
         snapshots = build.build_snapshots(settings, contract)
-        store.apply(settings)
+        store.apply(settings, contract)
         fs = store.open_store(settings)
-        materialized = store.materialize(settings, fs)
+        materialized = store.materialize(settings, fs, contract)
         sets = training_set.build_training_sets(settings, contract, fs)
         return {"snapshots": {k: str(v) for k, v in snapshots.items()},
-                "materialized": materialized, "datasets": _jsonable(sets)}
+                "materialized": _jsonable(materialized), "datasets": _jsonable(sets)}
 
     @task
     def train(feature_report: dict, run_id: str | None = None, params: dict | None = None) -> str:

@@ -207,6 +207,11 @@ class Contract:
             if unknown:
                 raise ValueError(f"feature {f.name!r} used by unknown services {sorted(unknown)}")
             if isinstance(f.recipe, SmoothedRatio):
+                prior = f.recipe.alpha / (f.recipe.alpha + f.recipe.beta)
+                if abs(float(f.default) - prior) > 1e-9:
+                    # A missing row means "no events": it must look like zero counts smoothed.
+                    raise ValueError(f"ratio feature {f.name!r} defaults to {f.default}, not its "
+                                     f"prior mean {prior:g}")
                 for ref in (f.recipe.numerator, f.recipe.denominator):
                     other = next((g for g in self.features if g.name == ref), None)
                     if other is None or other.view != f.view or not isinstance(other.recipe,

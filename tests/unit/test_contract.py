@@ -64,3 +64,11 @@ def test_settings_from_env_and_contract_loading(tmp_path) -> None:
     assert s.load_contract() is CONTRACT
     with pytest.raises(ValueError, match="module:attribute"):
         dataclasses.replace(s, contract="shoprec.contract").load_contract()
+
+
+def test_ratio_default_must_be_its_prior_mean() -> None:
+    ctr = CONTRACT.feature("u_ctr_30d")
+    wrong = dataclasses.replace(ctr, default=0.5)
+    with pytest.raises(ValueError, match="defaults to 0.5, not its prior mean 0.05"):
+        dataclasses.replace(CONTRACT, features=tuple(wrong if f is ctr else f
+                                                     for f in CONTRACT.features))
