@@ -44,6 +44,9 @@ def airflow_env(home: Path, port: int = 8080, base: Mapping[str, str] | None = N
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         "AIRFLOW__API__PORT": str(port),
+        # Task processes report to the API server's execution API; its default URL assumes
+        # port 8080, so any other port would leave every task unable to start.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "BENTOML_HOME": str(home / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "True",
