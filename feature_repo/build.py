@@ -48,11 +48,12 @@ _NUMPY = {"int64": np.int64, "float64": np.float64}
 class _Inputs:
     """Events, their day numbers and lazily read catalogue tables, shared by all views."""
 
-    def __init__(self, settings: Settings, contract: Contract) -> None:
+    def __init__(self, settings: Settings, contract: Contract,
+                 until: pd.Timestamp | None = None) -> None:
         self.settings = settings
         cols = list(dict.fromkeys([*(e.join_key for e in contract.entities), ITEM_SCHEMA.key,
                                    EVENT_TYPE, EVENT_TS]))
-        self.events = read_events(settings, cols)
+        self.events = read_events(settings, cols, until)
         if self.events.empty:
             raise ValueError(f"the event store {settings.events_dir} holds no events")
         self.days = day_numbers(self.events[EVENT_TS])
@@ -81,8 +82,15 @@ class _Inputs:
         return self.events[ITEM_SCHEMA.key].map(lookup[column])
 
 
-def build_snapshots(settings: Settings, contract: Contract) -> dict[str, Path]:
+def build_snapshots(settings: Settings, contract: Contract,
+                    until: pd.Timestamp | None = None) -> dict[str, Path]:
     """Compute and atomically write the daily snapshots of every contract view.
+
+    Args:
+        settings: Locations.
+        contract: Views, features and recipes.
+        until: Use only events before this instant (a run's data-interval end), so that
+            re-running an interval reproduces its snapshots whatever arrived later.
 
     Returns:
         The written Parquet file per view name (row counts are printed per view).
@@ -91,7 +99,7 @@ def build_snapshots(settings: Settings, contract: Contract) -> dict[str, Path]:
         FileNotFoundError: if no events are committed or a needed table is missing.
         ValueError: if a feature has no recipe, or a recipe cannot apply to its view.
     """
-    inputs = _Inputs(settings, contract)
+    inputs = _Inputs(settings, contract, until)
     paths: dict[str, Path] = {}
     for spec in contract.views:
         frame = view_snapshots(spec, contract, inputs)

@@ -32,11 +32,19 @@ def _arrow_type(dtype: str):
     return getattr(pa, _ARROW[dtype])()
 
 
-def read_events(settings: Settings, columns: list[str]) -> pd.DataFrame:
+def read_events(settings: Settings, columns: list[str],
+                until: pd.Timestamp | None = None) -> pd.DataFrame:
     """Committed events (all partitions), restricted to ``columns`` of the event schema.
 
     Timestamps come back as ``datetime64[ns, UTC]``, the type Feast compares snapshot
     timestamps with.
+
+    Args:
+        settings: Locations.
+        columns: Event-schema columns to read.
+        until: Only events strictly before this instant (partitions from its date on are not
+            even opened). A run for a data interval passes the interval end, so re-running an
+            old interval after newer data arrived rebuilds exactly what it built before.
 
     Raises:
         FileNotFoundError: if no batch has been committed yet (nothing to build from).
@@ -47,6 +55,11 @@ def read_events(settings: Settings, columns: list[str]) -> pd.DataFrame:
     import pyarrow.dataset as ds
 
     files = sorted(settings.events_dir.glob("event_date=*/*.parquet"))
+    if until is not None:
+        until = pd.Timestamp(until)
+        until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+        last_day = (until - pd.Timedelta(1, "ns")).strftime("%Y-%m-%d")
+        files = [f for f in files if f.parent.name.split("=", 1)[1] <= last_day]
     if not files:
         raise FileNotFoundError(f"no committed events under {settings.events_dir} "
                                 "(expected event_date=YYYY-MM-DD/*.parquet); ingest first")
@@ -59,6 +72,10 @@ def read_events(settings: Settings, columns: list[str]) -> pd.DataFrame:
     df = table.to_pandas()
     if EVENT_TS in df:
         df[EVENT_TS] = df[EVENT_TS].astype("datetime64[ns, UTC]")
+    if until is not None:
+        if EVENT_TS not in df:
+            raise KeyError(f"reading events until {until} needs the {EVENT_TS!r} column")
+        df = df[df[EVENT_TS] < until].reset_index(drop=True)
     return df
 
 

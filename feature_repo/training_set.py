@@ -74,7 +74,8 @@ def retrieval_rows(events: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def build_training_sets(settings: Settings, contract: Contract, store: Any,
-                        chunk_rows: int = 100_000) -> dict[str, Any]:
+                        chunk_rows: int = 100_000,
+                        until: pd.Timestamp | None = None) -> dict[str, Any]:
     """Write the ranker and retrieval sets and the repair report; returns paths and report.
 
     Args:
@@ -82,6 +83,7 @@ def build_training_sets(settings: Settings, contract: Contract, store: Any,
         contract: Services, features, defaults and dtypes.
         store: An open ``FeatureStore`` with the contract applied and snapshots built.
         chunk_rows: Distinct entity rows per offline request (bounds memory).
+        until: Only events before this instant become rows (the run's data-interval end).
 
     Returns:
         ``{"ranker": Path, "retrieval": Path, "report": Path, "summary": dict}``.
@@ -89,7 +91,7 @@ def build_training_sets(settings: Settings, contract: Contract, store: Any,
     t0 = time.perf_counter()
     keys = [e.join_key for e in contract.entities]
     columns = list(dict.fromkeys([EVENT_SCHEMA.key, *keys, EVENT_TYPE, EVENT_TS, SESSION]))
-    events = read_events(settings, columns)
+    events = read_events(settings, columns, until)
     bases = {"ranker": ranker_rows(events, contract), "retrieval": retrieval_rows(events, contract)}
     summary: dict[str, Any] = {}
     out: dict[str, Any] = {}

@@ -74,7 +74,8 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 if bag.import_errors:
     sys.exit(f"DAG import errors: {bag.import_errors}")
-dr = bag.dags[sys.argv[2]].test(run_conf=json.loads(sys.argv[3]) or None)
+# logical_date=None: a manual run (no data interval), like the UI's Trigger button.
+dr = bag.dags[sys.argv[2]].test(logical_date=None, run_conf=json.loads(sys.argv[3]) or None)
 print(f"DAG_RUN {dr.run_id} {dr.state}")
 sys.exit(0 if dr.state == "success" else 1)
 """

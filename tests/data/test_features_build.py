@@ -183,3 +183,24 @@ def test_mistyped_event_file_is_a_clear_error(settings):
                   "event_ts": [pd.Timestamp("2025-03-01", tz="UTC")]}).to_parquet(bad)
     with pytest.raises(ValueError, match="do not match the event schema"):
         build_snapshots(settings, CONTRACT)
+
+
+def test_until_rebuilds_an_old_interval_exactly(settings, tmp_path):
+    """A run for an old data interval ignores events that arrived for later intervals."""
+    write_tiny(settings)
+    until = pd.Timestamp("2025-03-03", tz="UTC")  # events of 03-01 and 03-02 only
+    cut = build_snapshots(settings, CONTRACT, until=until)
+    us = pd.read_parquet(cut["user_stats"])
+    assert us[TS].max() == until  # last snapshot: the day after the last included event
+    assert row(us, "user_id", 1, "2025-03-03")["u_impressions_30d"] == 4
+    assert set(us["user_id"]) == {1, 2}  # user 3's only event (03-03 23:59:59) is excluded
+    # The same interval from a store holding ONLY those events gives identical files.
+    only = Settings(home=tmp_path / "only")
+    from tests.data.feature_fixtures import tiny_events, tiny_items, tiny_users
+
+    events = tiny_events()
+    write_event_store(only, events[events["event_ts"] < until])
+    write_tables(only, tiny_items(), tiny_users())
+    alone = build_snapshots(only, CONTRACT)
+    for view, path in cut.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(alone[view]))
