@@ -97,6 +97,11 @@ def update_ledger(settings: Settings, batch_id: str, **counts: Any) -> dict[str,
                                f"{accounted} ({parts})")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str))
+    if record.get("balanced") and "stored" in counts:
+        # The per-batch file is replaced when an interval is re-run; the history keeps every
+        # completed run's record for audits.
+        with (path.parent / "history.jsonl").open("a") as history:
+            history.write(json.dumps(record, default=str) + "\n")
     return record
 
 

@@ -1,8 +1,21 @@
-"""`make airflow` for real: airflow standalone, a REST-triggered run with Params, clean stop."""
+"""`make airflow` for real: airflow standalone, backfills, a REST-triggered run, clean stop.
+
+One standalone server serves the whole scenario (it takes ~30 s to start on 2 cores):
+
+1. `airflow backfill create` over three days (data and features only), twice; the second
+   backfill re-processes the same intervals and must change nothing;
+2. a run triggered through the REST API the UI's Trigger button uses, with Params, including a
+   rejected invalid form value;
+3. SIGINT to the standalone PID stops every process it started.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,37 +27,89 @@ from tests.integration.conftest import fresh_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+DAG = "shoprec_pipeline"
+DAYS = ("2026-10-02", "2026-10-04")  # the tiny preset covers 2026-10-01 .. 2026-10-06
+IDEMPOTENT = ("events", "features", "datasets", "quarantine", "staging")
 
-def test_standalone_rest_trigger_with_params_and_clean_stop(tmp_path: Path,
-                                                            tiny_landing: Path) -> None:
+
+def fingerprint(home: Path) -> dict[str, str]:
+    """Hash of every data output a backfill writes (reports with timings excluded)."""
+    files = [p for d in IDEMPOTENT for p in sorted((home / d).rglob("*")) if p.is_file()]
+    files += sorted((home / "reports" / "ledger").glob("*.json"))
+    return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def backfill(server: Standalone, headers: dict, reprocess: bool) -> list[dict]:
+    """Create a 3-day backfill with the CLI, wait until Airflow marks it complete, and return
+    its runs (one per day, oldest first)."""
+    cmd = [str(Path(sys.executable).parent / "airflow"), "backfill", "create", "--dag-id", DAG,
+           "--from-date", DAYS[0], "--to-date", DAYS[1], "--dag-run-conf", '{"models": []}']
+    if reprocess:
+        cmd += ["--reprocess-behavior", "completed"]
+    subprocess.run(cmd, env=server.env, check=True, capture_output=True, timeout=180)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        newest = httpx.get(f"{server.url}/api/v2/backfills", headers=headers,
+                           params={"dag_id": DAG, "order_by": "-id", "limit": 1},
+                           timeout=30).json()["backfills"][0]
+        if newest["completed_at"]:
+            runs = httpx.get(f"{server.url}/api/v2/dags/{DAG}/dagRuns", headers=headers,
+                             params={"logical_date_gte": f"{DAYS[0]}T00:00:00Z",
+                                     "logical_date_lte": f"{DAYS[1]}T00:00:00Z",
+                                     "order_by": "logical_date"}, timeout=30).json()
+            return runs["dag_runs"]
+        time.sleep(5)
+    raise TimeoutError("backfill did not complete in 15 minutes")
+
+
+def test_standalone_backfill_rest_trigger_and_clean_stop(tmp_path: Path,
+                                                         tiny_landing: Path) -> None:
     home = fresh_home(tmp_path, tiny_landing)
     port = free_port()
-    server = Standalone(airflow_env(home, port, parallelism=2), port,
-                        log=tmp_path / "standalone.log")
+    log = tmp_path / "standalone.log"
+    server = Standalone(airflow_env(home, port, parallelism=2), port, log=log)
     server.start()
     pgid = server.proc.pid
     try:
         headers = {"Authorization": f"Bearer {server.token()}"}
-        # The DAG is visible, with its doc and the Params form the UI renders.
-        run_id = server.trigger("shoprec_pipeline", conf={"epochs": 1, "batch_size": 256})
-        details = httpx.get(f"{server.url}/api/v2/dags/shoprec_pipeline/details",
-                            headers=headers, timeout=30).json()
+        r = httpx.patch(f"{server.url}/api/v2/dags/{DAG}", json={"is_paused": False},
+                        headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+
+        first = backfill(server, headers, reprocess=False)
+        assert [r["state"] for r in first] == ["success"] * 3, log.read_text()[-4000:]
+        ledgers = {p.stem: json.loads(p.read_text())
+                   for p in (home / "reports" / "ledger").glob("*.json")}
+        assert sorted(ledgers) == ["2026-10-02", "2026-10-03", "2026-10-04"]
+        assert all(rec["balanced"] and rec["stored"] > 0 for rec in ledgers.values())
+        partitions = sorted(p.name for p in (home / "events").iterdir())
+        assert partitions == [f"event_date={d}" for d in sorted(ledgers)]
+        before = fingerprint(home)
+        second = backfill(server, headers, reprocess=True)
+        assert [r["state"] for r in second] == ["success"] * 3, log.read_text()[-4000:]
+        assert fingerprint(home) == before, "re-running the same intervals changed outputs"
+
+        # The UI's Trigger button: a manual run with Params through the REST API.
+        run_id = server.trigger(DAG, conf={"epochs": 1, "batch_size": 256})
+        details = httpx.get(f"{server.url}/api/v2/dags/{DAG}/details", headers=headers,
+                            timeout=30).json()
         assert "ShopRec pipeline" in details["doc_md"]
         assert details["params"]["epochs"]["schema"]["maximum"] == 50
-        # The UI form rejects invalid values; the API applies the same Param schema.
-        bad = httpx.post(f"{server.url}/api/v2/dags/shoprec_pipeline/dagRuns",
+        bad = httpx.post(f"{server.url}/api/v2/dags/{DAG}/dagRuns",
                          json={"logical_date": None, "conf": {"epochs": 0}}, headers=headers,
                          timeout=30)
         assert bad.status_code >= 400, bad.text
-        state = server.wait_for_run("shoprec_pipeline", run_id, timeout=900)
+        state = server.wait_for_run(DAG, run_id, timeout=900)
         if state != "success":
-            pytest.fail(f"run {run_id} ended {state}; log tail:\n"
-                        + (tmp_path / "standalone.log").read_text()[-4000:])
-        conf = httpx.get(f"{server.url}/api/v2/dags/shoprec_pipeline/dagRuns/{run_id}",
+            pytest.fail(f"run {run_id} ended {state}; log tail:\n" + log.read_text()[-4000:])
+        conf = httpx.get(f"{server.url}/api/v2/dags/{DAG}/dagRuns/{run_id}",
                          headers=headers, timeout=30).json()["conf"]
         assert conf == {"epochs": 1, "batch_size": 256}
         metrics = json.loads(next((home / "models").glob("*/metrics.json")).read_text())
         assert metrics["train_rows"] > 0
+        manual = json.loads((home / "reports" / "ledger" / "all.json").read_text())
+        # Days 02-04 were committed by the backfill: the manual run stores only the rest.
+        assert manual["duplicates"] == sum(rec["stored"] for rec in ledgers.values())
     finally:
         killed = server.stop()
     assert killed == [], f"processes survived SIGINT and had to be killed: {killed}"
