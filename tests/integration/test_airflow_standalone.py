@@ -32,11 +32,16 @@ DAYS = ("2026-10-02", "2026-10-04")  # the tiny preset covers 2026-10-01 .. 2026
 IDEMPOTENT = ("events", "features", "datasets", "quarantine", "staging")
 
 
-def fingerprint(home: Path) -> dict[str, str]:
-    """Hash of every data output a backfill writes (reports with timings excluded)."""
+def fingerprint(home: Path) -> dict[str, object]:
+    """Hash of every data output a backfill writes, plus the ledgers without their clock
+    fields (``*_at``: when a stage ran is an audit fact, not an output)."""
     files = [p for d in IDEMPOTENT for p in sorted((home / d).rglob("*")) if p.is_file()]
-    files += sorted((home / "reports" / "ledger").glob("*.json"))
-    return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    out: dict[str, object] = {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    for p in sorted((home / "reports" / "ledger").glob("*.json")):
+        out[p.name] = {k: v for k, v in json.loads(p.read_text()).items()
+                       if not k.endswith("_at")}
+    return out
 
 
 def backfill(server: Standalone, headers: dict, reprocess: bool) -> list[dict]:
@@ -46,7 +51,12 @@ def backfill(server: Standalone, headers: dict, reprocess: bool) -> list[dict]:
            "--from-date", DAYS[0], "--to-date", DAYS[1], "--dag-run-conf", '{"models": []}']
     if reprocess:
         cmd += ["--reprocess-behavior", "completed"]
-    subprocess.run(cmd, env=server.env, check=True, capture_output=True, timeout=180)
+    for _ in range(5):  # SQLite: the CLI may meet the scheduler's write lock; try again
+        res = subprocess.run(cmd, env=server.env, capture_output=True, text=True, timeout=180)
+        if res.returncode == 0 or "database is locked" not in res.stderr + res.stdout:
+            break
+        time.sleep(5)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         newest = httpx.get(f"{server.url}/api/v2/backfills", headers=headers,
