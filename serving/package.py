@@ -1,4 +1,13 @@
-"""Package a training run: BentoML models ``shoprec_retrieval``/``shoprec_ranker``, then a bento.
+"""Package ONE training run: BentoML models ``shoprec_retrieval``/``shoprec_ranker``, then a bento.
+
+A run folder holds a ``retrieval/`` and a ``ranker/`` part (see docs/architecture.md; runs from
+before the split keep everything in the run folder itself). Both models are saved in one step
+with the same ``run_id`` label, and the bento is built right after with the exact model tags as
+build arguments (``--arg retrieval_model=... --arg ranker_model=... --arg run_id=...``), which
+``serving.service`` reads via ``bentoml.use_arguments``. A bento therefore never resolves
+``:latest`` and never mixes runs, however many models are saved later; the service also refuses
+to start if its models' ``run_id`` labels differ. Packaging the same run content again returns
+the existing bento (a rerun changes nothing).
 
 BentoML reads ``BENTOML_HOME`` once, when it is first imported, so the model store of a process
 cannot be moved afterwards. :func:`package` therefore saves models in a child process
@@ -13,11 +22,13 @@ Usage: ``python -m serving.package RUN_DIR`` (save + build, prints the bento tag
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from serving.artifacts import (
@@ -33,6 +44,9 @@ RETRIEVAL_MODEL = "shoprec_retrieval"
 RANKER_MODEL = "shoprec_ranker"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENTOFILE = REPO_ROOT / "bentofile.yaml"
+RETRIEVAL_PART = "retrieval"
+RANKER_PART = "ranker"
+"""Part folders of a run; the same names as ``training.runs`` (serving never imports training)."""
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -65,12 +79,47 @@ def _check_store_home(settings: Settings) -> None:
         )
 
 
-def _labels_and_metadata(run_dir: Path) -> tuple[dict[str, str], dict]:
-    manifest = read_json(run_dir / MANIFEST_FILE)
-    metrics = read_json(run_dir / METRICS_FILE)
-    run_id = str(manifest.get("run_id", run_dir.name))
-    return {"run_id": run_id, "project": "shoprec"}, {"run_id": run_id, "metrics": metrics,
-                                                      "run_dir": str(run_dir)}
+def part_dirs(run_dir: Path) -> tuple[Path, Path]:
+    """``(retrieval folder, ranker folder)`` of a run; both are ``run_dir`` for flat runs."""
+    run_dir = Path(run_dir)
+    if (run_dir / RETRIEVAL_PART).is_dir() or (run_dir / RANKER_PART / RANKER_PART).is_dir():
+        return run_dir / RETRIEVAL_PART, run_dir / RANKER_PART
+    return run_dir, run_dir
+
+
+def _served_files(run_dir: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    retr, rank = part_dirs(run_dir)
+    return {RETRIEVAL_MODEL: (retr, RETRIEVAL_FILES), RANKER_MODEL: (rank, RANKER_FILES)}
+
+
+def run_identity(run_dir: Path) -> tuple[str, str]:
+    """``(run_id, content fingerprint)`` of the run's served artifacts.
+
+    The run id comes from the parts' manifests, which must agree: a run folder whose parts
+    name different runs would produce exactly the mixed bento this module exists to prevent.
+    The fingerprint is a SHA-256 over every file that goes into the two models.
+
+    Raises:
+        FileNotFoundError: naming missing artifacts.
+        ValueError: if the parts' manifests lack a run id or disagree.
+    """
+    parts = _served_files(Path(run_dir).resolve())
+    missing = [str(d / f) for d, files in parts.values() for f in (*files, MANIFEST_FILE)
+               if not (d / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"run {run_dir} lacks serving artifacts: {missing}")
+    ids = {name: read_json(d / MANIFEST_FILE).get("run_id") for name, (d, _) in parts.items()}
+    if not all(ids.values()) or len(set(ids.values())) != 1:
+        raise ValueError(f"run {run_dir}: the parts' manifests name runs {ids}; both parts "
+                         "must come from one run with a run_id")
+    digest = hashlib.sha256()
+    for d, files in parts.values():
+        for f in (*files, MANIFEST_FILE):
+            paths = sorted(p for p in (d / f).rglob("*") if p.is_file()) if (d / f).is_dir() \
+                else [d / f]
+            for p in paths:
+                digest.update(str(p.relative_to(d)).encode() + b"\0" + p.read_bytes())
+    return str(next(iter(ids.values()))), digest.hexdigest()[:32]
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -85,27 +134,26 @@ def save_models(settings: Settings, run_dir: Path) -> dict[str, str]:
 
     The retrieval model holds the user tower and the FAISS index (they must change
     together: the index is only meaningful for the towers that produced it); the ranker is
-    separate so it can be retrained on its own.
+    separate. Both carry the labels ``run_id`` and ``run_fingerprint``.
 
     Raises:
         FileNotFoundError: naming missing artifacts, before anything is written to the store.
+        ValueError: if the two parts do not come from one run.
     """
     run_dir = Path(run_dir).resolve()
-    parts = {RETRIEVAL_MODEL: RETRIEVAL_FILES, RANKER_MODEL: RANKER_FILES}
-    missing = [str(run_dir / f) for files in parts.values() for f in files
-               if not (run_dir / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"run {run_dir} lacks serving artifacts: {missing}")
+    run_id, fingerprint = run_identity(run_dir)
     _check_store_home(settings)
     import bentoml
 
-    labels, metadata = _labels_and_metadata(run_dir)
+    labels = {"run_id": run_id, "run_fingerprint": fingerprint, "project": "shoprec"}
     tags: dict[str, str] = {}
-    for name, files in parts.items():
+    for name, (src, files) in _served_files(run_dir).items():
+        metadata = {"run_id": run_id, "run_dir": str(run_dir),
+                    "metrics": read_json(src / METRICS_FILE)}
         with bentoml.models.create(name, labels=labels, metadata=metadata) as model:
             for f in (*files, MANIFEST_FILE, METRICS_FILE):
-                if (run_dir / f).exists():
-                    _copy(run_dir / f, Path(model.path) / f)
+                if (src / f).exists():
+                    _copy(src / f, Path(model.path) / f)
         tags[name] = str(model.tag)
     return tags
 
@@ -121,14 +169,20 @@ def save_models_subprocess(settings: Settings, run_dir: Path) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def build(settings: Settings) -> str:
+def build(settings: Settings, args: Mapping[str, str] | None = None) -> str:
     """``bentoml build`` the repo's bentofile against the settings' store; return the bento tag.
+
+    Args:
+        settings: Locations (the BentoML store).
+        args: Bento build arguments, stored in the bento and read by ``serving.service``.
 
     Raises:
         RuntimeError: with the tail of bentoml's output if the build fails.
     """
     cmd = [str(Path(sys.executable).parent / "bentoml"), "build", str(REPO_ROOT),
            "-f", str(BENTOFILE), "--output", "tag"]
+    for key, value in (args or {}).items():
+        cmd += ["--arg", f"{key}={value}"]
     out = subprocess.run(cmd, cwd=REPO_ROOT, env=child_env(settings), capture_output=True,
                          text=True)
     tags = [line.split("__tag__:", 1)[1].strip() for line in out.stdout.splitlines()
@@ -139,10 +193,42 @@ def build(settings: Settings) -> str:
     return tags[-1]
 
 
+def find_bento(settings: Settings, run_id: str, fingerprint: str) -> str | None:
+    """Tag of an existing bento built from exactly this run content, if any (newest first)."""
+    import yaml
+
+    found = []
+    for meta in (settings.bentoml_home / "bentos").glob("*/*/bento.yaml"):
+        info = yaml.safe_load(meta.read_text()) or {}
+        args = info.get("args") or {}
+        if args.get("run_id") == run_id and args.get("run_fingerprint") == fingerprint:
+            found.append((str(info.get("creation_time", "")), f"{info['name']}:{info['version']}"))
+    return max(found)[1] if found else None
+
+
+def bento_args(run_id: str, fingerprint: str, tags: Mapping[str, str]) -> dict[str, str]:
+    """The build arguments that pin a bento to one run's exact model tags."""
+    return {"run_id": run_id, "run_fingerprint": fingerprint,
+            "retrieval_model": tags[RETRIEVAL_MODEL], "ranker_model": tags[RANKER_MODEL]}
+
+
 def package(settings: Settings, run_dir: Path) -> str:
-    """Save the run's models (in a subprocess) and build the bento; return the bento tag."""
-    save_models_subprocess(settings, run_dir)
-    return build(settings)
+    """Save one run's two models (in a subprocess) and build its bento; return the bento tag.
+
+    If a bento of exactly this run content already exists, its tag is returned and nothing is
+    saved or built.
+    """
+    run_id, fingerprint = run_identity(run_dir)
+    existing = find_bento(settings, run_id, fingerprint)
+    if existing:
+        return existing
+    tags = save_models_subprocess(settings, run_dir)
+    return build(settings, bento_args(run_id, fingerprint, tags))
+
+
+def package_run(settings: Settings, run_id: str) -> str:
+    """:func:`package` for ``settings.models_dir / run_id``."""
+    return package(settings, settings.models_dir / run_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,11 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("expected RUN_DIR or 'save RUN_DIR'")
     settings = Settings.from_env()
     run_dir = Path(ns.args[-1])
-    tags = save_models(settings, run_dir)
     if ns.args[0] == "save":
-        print(json.dumps(tags))
+        print(json.dumps(save_models(settings, run_dir)))
     else:
-        print(build(settings))
+        print(package(settings, run_dir))
     return 0
 
 

@@ -5,7 +5,10 @@ Used by the serving tests, ``make serve`` and ``make run``. The server runs in i
 half-kill it; this module stops it by PID with SIGTERM (BentoML's supervisor then stops its
 workers), and only if that times out kills the server and its workers by PID.
 
-Usage: ``python -m serving.serve [--port 3000] [--target shoprec:latest] [--demo]``.
+Without an explicit target it serves the champion's bento (``registry/champion.json``, see
+:mod:`serving.registry`), or the last built bento when nothing has been promoted yet.
+
+Usage: ``python -m serving.serve [--port 3000] [--target BENTO_TAG] [--demo]``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,21 @@ from pathlib import Path
 from typing import IO
 
 from serving.package import REPO_ROOT, child_env
+from serving.registry import champion
 from shoprec.settings import Settings
 
 DEFAULT_TARGET = "shoprec:latest"
 """The last built bento in ``settings.bentoml_home``; ``serving.service:ShopRec`` serves source."""
+
+
+def default_target(settings: Settings) -> str:
+    """The champion's bento tag if one was promoted, else :data:`DEFAULT_TARGET`.
+
+    Serving the champion rather than the newest bento is what keeps a rejected or half-promoted
+    challenger off the air.
+    """
+    record = champion(settings)
+    return str(record["bento_tag"]) if record else DEFAULT_TARGET
 DEMO_REQUEST = {"user_id": 7, "k": 10}
 
 
@@ -65,9 +79,10 @@ def _child_setup() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def start(settings: Settings, target: str = DEFAULT_TARGET, port: int = 3000,
+def start(settings: Settings, target: str | None = None, port: int = 3000,
           host: str = "127.0.0.1", log_path: Path | None = None) -> Server:
-    """Start ``bentoml serve TARGET`` with the settings' environment; do not wait."""
+    """Start ``bentoml serve TARGET`` (default: :func:`default_target`); do not wait."""
+    target = target or default_target(settings)
     cmd = [str(Path(sys.executable).parent / "bentoml"), "serve", target,
            "--host", host, "--port", str(port)]
     out: IO | None = None
@@ -163,7 +178,7 @@ def stop(server: Server, timeout: float = 30.0) -> int | None:
 
 
 @contextmanager
-def serving(settings: Settings, target: str = DEFAULT_TARGET, port: int = 3000,
+def serving(settings: Settings, target: str | None = None, port: int = 3000,
             host: str = "127.0.0.1", log_path: Path | None = None,
             ready_timeout: float = 180.0) -> Iterator[Server]:
     """Serve ``target`` for the duration of a ``with`` block; always stopped on exit."""
@@ -199,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--target", default=DEFAULT_TARGET,
-                        help="bento tag or 'serving.service:ShopRec' (default: %(default)s)")
+    parser.add_argument("--target", default=None,
+                        help="bento tag or 'serving.service:ShopRec' (default: the champion's "
+                             f"bento, else {DEFAULT_TARGET})")
     parser.add_argument("--demo", action="store_true", help="send an example request first")
     ns = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored

@@ -1,17 +1,18 @@
-"""Training stage entry: split by time, fit both models, export, index, evaluate, record.
+"""Training stage entry: two independent parts of one run, trainable in parallel.
 
-Everything downstream (index, metrics) is computed with the *reloaded SavedModels*, not the
-in-memory Keras objects, so the evaluated artefacts are byte-for-byte what serving loads. A run
-is written to a temporary sibling folder and renamed at the end, so a failed or retried Airflow
-task never leaves a half-written ``models/<run_id>/`` behind.
+:func:`train_retrieval` (two-tower + FAISS index) and :func:`train_ranker` (DCN) each read the
+current training sets, split them at the SAME cutoff (:func:`training.runs.dataset_cutoff`),
+train, export, reload the SavedModels and compute held-out metrics with the reloaded models (so
+the evaluated artefacts are byte-for-byte what serving loads), and write their own part of
+``models/<run_id>/`` atomically (:func:`training.runs.writing_part`). Two Airflow tasks can run
+them at once in separate processes; :func:`train` runs both in one process.
+
+Training is seeded and TF op determinism is on, so two runs on the same data give identical
+weights and metrics (checked by ``tests/model/test_pipeline.py``).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import shutil
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -26,33 +27,48 @@ from shoprec.settings import Settings
 from shoprec.tf_runtime import tensorflow, tfrs
 from training.config import ModelConfig
 from training.dcn import build_ranker, ranker_inputs
-from training.evaluate import heldout_queries, ranker_metrics, retrieval_metrics
-from training.export import call_saved, export_ranker, export_tower, verify_export
+from training.evaluate import predict_saved, ranker_eval, retrieval_eval
+from training.export import export_ranker, export_tower, verify_export
 from training.index import build_index, load_index
 from training.preprocessing import InputSpec, to_feature_dict
+from training.runs import (
+    MANIFEST,
+    METRICS,
+    RANKER_PART,
+    RANKER_SET,
+    RETRIEVAL_PART,
+    RETRIEVAL_SET,
+    check_run_id,
+    dataset_cutoff,
+    load_split,
+    run_dir,
+    sample_rows,
+    split_by_time,
+    time_cutoff,
+    write_json,
+    write_run_summary,
+    writing_part,
+)
 from training.two_tower import build_two_tower, item_inputs, user_inputs
 
-VALIDATION_FRACTION = 0.1
-PREDICT_BATCH = 8192
+__all__ = ["train", "train_ranker", "train_retrieval", "split_by_time", "time_cutoff"]
+
 VERIFY_ROWS = 256
 
 
-def time_cutoff(timestamps: list[pd.Series], holdout: float = VALIDATION_FRACTION) -> pd.Timestamp:
-    """Timestamp after which the last ``holdout`` share of the covered TIME span starts.
+def seed_everything(seed: int) -> bool:
+    """Seed Python, NumPy and TF, and turn on TF op determinism; return whether it is on.
 
-    One cutoff for both datasets, so neither model is trained on a period the other is
-    evaluated on, and the split mimics deployment (train on the past, serve the future).
+    Called at the start of each part, so a part trained alone (its own Airflow task) starts
+    from the same random state as when :func:`train` runs both in one process.
     """
-    ts = pd.concat([pd.to_datetime(t, utc=True) for t in timestamps if len(t)])
-    lo, hi = ts.min(), ts.max()
-    return lo + (hi - lo) * (1.0 - holdout)
-
-
-def split_by_time(df: pd.DataFrame, cutoff: pd.Timestamp,
-                  ts_col: str = "event_ts") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(rows before cutoff, rows at/after cutoff)``, each with a fresh index."""
-    late = pd.to_datetime(df[ts_col], utc=True) >= cutoff
-    return df[~late].reset_index(drop=True), df[late].reset_index(drop=True)
+    tf = tensorflow()
+    tf.keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except (AttributeError, RuntimeError):  # very old TF; training still works, just not bitwise
+        return False
+    return True
 
 
 def make_dataset(df: pd.DataFrame, specs: list[InputSpec], batch_size: int, seed: int,
@@ -102,134 +118,157 @@ def _fit(model: Any, ds: Any, rows: int, epochs: int, cfg: ModelConfig) -> dict[
             "final_loss": float(hist.history["loss"][-1]) if hist.history.get("loss") else None}
 
 
-def _predict_saved(loaded: Any, df: pd.DataFrame, specs: list[InputSpec]) -> np.ndarray:
-    parts = [call_saved(loaded, to_feature_dict(df.iloc[i:i + PREDICT_BATCH], specs))
-             for i in range(0, len(df), PREDICT_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+def _check_args(run_id: str, epochs: int, batch_size: int) -> None:
+    """Fail before minutes of training, not after, on arguments that cannot work."""
+    check_run_id(run_id)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null (strict JSON), numpy scalars become floats."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+def _export_checked(model: Any, specs: list[InputSpec], sample_df: pd.DataFrame, path: Path,
+                    exporter: Any) -> Any:
+    """Export, check the reloaded model reproduces the in-memory one, return it reloaded."""
+    exporter(model, specs, path)
+    sample = to_feature_dict(sample_df.head(VERIFY_ROWS), specs)
+    verify_export(path, model(sample, training=False).numpy(), sample)
+    return tensorflow().saved_model.load(str(path))
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.write_text(json.dumps(_clean(payload), indent=2, allow_nan=False) + "\n")
+def _manifest(settings: Settings, contract: Contract, run_id: str, part: str,
+              specs: dict[str, list[InputSpec]], outputs: dict[str, str], cfg: ModelConfig,
+              train_info: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run_id, "part": part, "created_at": datetime.now(UTC).isoformat(),
+            "contract_project": contract.project,
+            "features": {m: [s.name for s in ss if s.kind != "id"] for m, ss in specs.items()},
+            "inputs": {m: [{"name": s.name, "dtype": s.dtype, "kind": s.kind} for s in ss]
+                       for m, ss in specs.items()},
+            "outputs": outputs, "signature": "serving_default",
+            "tf_version": tensorflow().__version__, "tfrs_version": tfrs().__version__,
+            "seed": settings.seed, **train_info, "config": asdict(cfg), **extra}
 
 
-def train(settings: Settings, contract: Contract, run_id: str, item_features: pd.DataFrame,
-          epochs: int = 3, batch_size: int = 1024, *,
-          config: ModelConfig | None = None) -> Path:
-    """Train, export and evaluate one run; return ``settings.models_dir / run_id``.
+def train_retrieval(settings: Settings, contract: Contract, run_id: str,
+                    item_features: pd.DataFrame, *, epochs: int, batch_size: int,
+                    sample_size: int | None = None, config: ModelConfig | None = None) -> Path:
+    """Train the two-tower model, index the catalogue, write ``models/<run_id>/retrieval/``.
 
     Args:
-        settings: Locations (reads ``datasets_dir``, writes ``models_dir``) and the seed.
+        settings: Locations (reads ``datasets/retrieval.parquet`` and the ``event_ts`` column
+            of ``datasets/ranker.parquet`` for the shared cutoff) and the seed.
         contract: Feature contract; decides every model input.
-        run_id: Folder name of the run; an existing folder of that name is replaced.
+        run_id: The run; an existing retrieval part of it is replaced, the ranker part is not.
         item_features: Every catalogue item: ``item_id`` + ``two_tower_item`` features, as
             served by the Feast online store; the FAISS index is built from it.
-        epochs: Passes over each training set.
-        batch_size: Rows per step (also the number of in-batch negatives for retrieval).
+        epochs: Passes over the training split.
+        batch_size: Rows per step (also the number of in-batch negatives).
+        sample_size: Train on a deterministic sample of this many training rows (quick runs);
+            the held-out rows are never sampled, so metrics stay comparable.
         config: Model hyper-parameters; defaults to :class:`ModelConfig`.
 
     Returns:
-        The run directory with ``user_tower/``, ``item_tower/``, ``ranker/``,
-        ``item_index.faiss``, ``item_ids.npy``, ``metrics.json`` and ``manifest.json``.
+        The part folder: ``user_tower/``, ``item_tower/``, ``item_index.faiss``,
+        ``item_ids.npy``, ``metrics.json``, ``manifest.json``.
     """
-    tf = tensorflow()
+    _check_args(run_id, epochs, batch_size)
     cfg = config or ModelConfig()
-    tf.keras.utils.set_random_seed(settings.seed)
-    ranker_df = pd.read_parquet(settings.datasets_dir / "ranker.parquet")
-    retr_df = pd.read_parquet(settings.datasets_dir / "retrieval.parquet")
-    cutoff = time_cutoff([ranker_df["event_ts"], retr_df["event_ts"]])
-    rk_train, rk_val = split_by_time(ranker_df, cutoff)
-    tt_train, tt_val = split_by_time(retr_df, cutoff)
-    if rk_train.empty or tt_train.empty:
-        raise ValueError("time split left no training rows; need data spanning some time")
     u_specs, i_specs = user_inputs(contract), item_inputs(contract)
-    r_specs = ranker_inputs(contract)
-
-    two_tower = build_two_tower(contract, tt_train, cfg)
-    # Each row is a positive (user, item) pair carrying both towers' inputs.
-    tt_ds = make_dataset(tt_train, u_specs + i_specs, batch_size, settings.seed,
-                         cfg.shuffle_buffer)
-    tt_fit = _fit(two_tower, tt_ds, len(tt_train), epochs, cfg)
-    ranker = build_ranker(contract, rk_train, cfg)
-    rk_ds = make_dataset(rk_train, r_specs, batch_size, settings.seed, cfg.shuffle_buffer,
-                         extra=(contract.label,))
-    rk_fit = _fit(ranker, rk_ds, len(rk_train), epochs, cfg)
-
-    run_dir = settings.models_dir / run_id
-    tmp = settings.models_dir / f".{run_id}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    exports = {"user_tower": (two_tower.user_tower, u_specs, tt_train, export_tower),
-               "item_tower": (two_tower.item_tower, i_specs, tt_train, export_tower),
-               "ranker": (ranker, r_specs, rk_train, export_ranker)}
-    loaded: dict[str, Any] = {}
-    for name, (model, specs, sample_df, exporter) in exports.items():
-        exporter(model, specs, tmp / name)
-        sample = to_feature_dict(sample_df.head(VERIFY_ROWS), specs)
-        verify_export(tmp / name, model(sample, training=False).numpy(), sample)
-        loaded[name] = tf.saved_model.load(str(tmp / name))
-
     missing = {"item_id", *(s.name for s in i_specs)} - set(item_features.columns)
     if missing:
         raise KeyError(f"item_features lacks columns {sorted(missing)}")
-    item_emb = _predict_saved(loaded["item_tower"], item_features, i_specs)
-    build_index(item_emb, item_features["item_id"].to_numpy(np.int64), tmp,
-                hnsw_threshold=cfg.hnsw_threshold)
-    index, index_ids = load_index(tmp)
+    cutoff = dataset_cutoff(settings)
+    full_train, val = load_split(settings, RETRIEVAL_SET, cutoff)
+    train_df = sample_rows(full_train, sample_size, settings.seed)
+    if train_df.empty:
+        raise ValueError("time split left no retrieval training rows; need data spanning time")
+    deterministic = seed_everything(settings.seed)
+    model = build_two_tower(contract, train_df, cfg)
+    ds = make_dataset(train_df, u_specs + i_specs, batch_size, settings.seed, cfg.shuffle_buffer)
+    fit = _fit(model, ds, len(train_df), epochs, cfg)
 
-    queries, relevant = heldout_queries(tt_val)
-    q_emb = (_predict_saved(loaded["user_tower"], queries, u_specs) if len(queries)
-             else np.zeros((0, cfg.embedding_dim), np.float32))
-    retrieval = retrieval_metrics(q_emb, relevant, index, index_ids)
-    scores = _predict_saved(loaded["ranker"], rk_val, r_specs)
-    rank = ranker_metrics(rk_val[contract.label].to_numpy(), scores, rk_val["user_id"].to_numpy())
+    with writing_part(settings, run_id, RETRIEVAL_PART) as tmp:
+        user = _export_checked(model.user_tower, u_specs, train_df, tmp / "user_tower",
+                               export_tower)
+        item = _export_checked(model.item_tower, i_specs, train_df, tmp / "item_tower",
+                               export_tower)
+        item_emb = predict_saved(item, item_features, i_specs)
+        build_index(item_emb, item_features["item_id"].to_numpy(np.int64), tmp,
+                    hnsw_threshold=cfg.hnsw_threshold)
+        index, index_ids = load_index(tmp)
+        metrics, users = retrieval_eval(user, index, index_ids, val, u_specs)
+        write_json(tmp / METRICS, {
+            "retrieval": metrics, "train_rows": len(train_df), "full_train_rows": len(full_train),
+            "validation_rows": len(val), "validation_users": users,
+            "catalogue_items": len(item_features), "split_cutoff": cutoff, "training": fit})
+        import faiss
 
-    metrics = {"retrieval": retrieval, "ranker": rank, "train_rows": len(rk_train),
-               "retrieval_train_rows": len(tt_train), "validation_rows": len(rk_val),
-               "retrieval_validation_rows": len(tt_val), "validation_users": len(queries),
-               "catalogue_items": len(item_features), "split_cutoff": cutoff.isoformat(),
-               "training": {"two_tower": tt_fit, "ranker": rk_fit}}
-    _write_json(tmp / "metrics.json", metrics)
-    _write_json(tmp / "manifest.json", _manifest(run_id, cfg, settings, contract,
-                                                 {"user_tower": u_specs, "item_tower": i_specs,
-                                                  "ranker": r_specs}, index, epochs, batch_size))
-    shutil.rmtree(run_dir, ignore_errors=True)
-    tmp.rename(run_dir)
-    return run_dir
+        write_json(tmp / MANIFEST, _manifest(
+            settings, contract, run_id, RETRIEVAL_PART,
+            {"user_tower": u_specs, "item_tower": i_specs},
+            {"user_tower": "embedding", "item_tower": "embedding"}, cfg,
+            {"epochs": epochs, "batch_size": batch_size, "sample_size": sample_size,
+             "split_cutoff": cutoff, "deterministic": deterministic},
+            {"embedding_dim": cfg.embedding_dim, "faiss_version": faiss.__version__,
+             "index": {"type": type(index).__name__, "metric": "inner_product",
+                       "size": index.ntotal}}))
+    return run_dir(settings, run_id) / RETRIEVAL_PART
 
 
-def _manifest(run_id: str, cfg: ModelConfig, settings: Settings, contract: Contract,
-              specs: dict[str, list[InputSpec]], index: Any, epochs: int,
-              batch_size: int) -> dict[str, Any]:
-    import faiss
+def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs: int,
+                 batch_size: int, sample_size: int | None = None,
+                 config: ModelConfig | None = None) -> Path:
+    """Train the DCN ranker and write ``models/<run_id>/ranker/``.
 
-    return {
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(),
-        "contract_project": contract.project,
-        "features": {m: [s.name for s in ss if s.kind != "id"] for m, ss in specs.items()},
-        "inputs": {m: [{"name": s.name, "dtype": s.dtype, "kind": s.kind} for s in ss]
-                   for m, ss in specs.items()},
-        "outputs": {"user_tower": "embedding", "item_tower": "embedding", "ranker": "score"},
-        "signature": "serving_default",
-        "embedding_dim": cfg.embedding_dim,
-        "index": {"type": type(index).__name__, "metric": "inner_product", "size": index.ntotal},
-        "tf_version": tensorflow().__version__,
-        "tfrs_version": tfrs().__version__,
-        "faiss_version": faiss.__version__,
-        "seed": settings.seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "config": asdict(cfg),
-    }
+    Args:
+        settings: Locations (reads ``datasets/ranker.parquet`` and the ``event_ts`` column of
+            ``datasets/retrieval.parquet`` for the shared cutoff) and the seed.
+        contract: Feature contract; decides every model input and the label column.
+        run_id: The run; an existing ranker part of it is replaced, the retrieval part is not.
+        epochs: Passes over the training split.
+        batch_size: Rows per step.
+        sample_size: Train on a deterministic sample of this many training rows.
+        config: Model hyper-parameters; defaults to :class:`ModelConfig`.
+
+    Returns:
+        The part folder: ``ranker/`` (SavedModel), ``metrics.json``, ``manifest.json``.
+    """
+    _check_args(run_id, epochs, batch_size)
+    cfg = config or ModelConfig()
+    specs = ranker_inputs(contract)
+    cutoff = dataset_cutoff(settings)
+    full_train, val = load_split(settings, RANKER_SET, cutoff)
+    train_df = sample_rows(full_train, sample_size, settings.seed)
+    if train_df.empty:
+        raise ValueError("time split left no ranker training rows; need data spanning time")
+    deterministic = seed_everything(settings.seed)
+    model = build_ranker(contract, train_df, cfg)
+    ds = make_dataset(train_df, specs, batch_size, settings.seed, cfg.shuffle_buffer,
+                      extra=(contract.label,))
+    fit = _fit(model, ds, len(train_df), epochs, cfg)
+
+    with writing_part(settings, run_id, RANKER_PART) as tmp:
+        loaded = _export_checked(model, specs, train_df, tmp / "ranker", export_ranker)
+        write_json(tmp / METRICS, {
+            "ranker": ranker_eval(loaded, val, specs, contract.label),
+            "train_rows": len(train_df), "full_train_rows": len(full_train),
+            "validation_rows": len(val), "split_cutoff": cutoff, "training": fit})
+        write_json(tmp / MANIFEST, _manifest(
+            settings, contract, run_id, RANKER_PART, {"ranker": specs}, {"ranker": "score"}, cfg,
+            {"epochs": epochs, "batch_size": batch_size, "sample_size": sample_size,
+             "split_cutoff": cutoff, "deterministic": deterministic}, {}))
+    return run_dir(settings, run_id) / RANKER_PART
+
+
+def train(settings: Settings, contract: Contract, run_id: str, item_features: pd.DataFrame,
+          epochs: int = 3, batch_size: int = 1024, *, sample_size: int | None = None,
+          config: ModelConfig | None = None) -> Path:
+    """Train both parts one after the other and write the run summary; return the run folder.
+
+    A convenience for scripts and tests; the DAG runs :func:`train_retrieval` and
+    :func:`train_ranker` as two parallel tasks instead. Arguments as there.
+    """
+    train_retrieval(settings, contract, run_id, item_features, epochs=epochs,
+                    batch_size=batch_size, sample_size=sample_size, config=config)
+    train_ranker(settings, contract, run_id, epochs=epochs, batch_size=batch_size,
+                 sample_size=sample_size, config=config)
+    write_run_summary(settings, run_id)
+    return run_dir(settings, run_id)
