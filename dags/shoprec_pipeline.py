@@ -1,4 +1,4 @@
-"""ShopRec end-to-end pipeline: ingest → validate → features → train → package.
+"""ShopRec pipeline: ingest → validate → features → train ∥ → evaluate → gate → package → promote.
 
 Parsing this file must stay cheap (the scheduler re-parses it constantly): only
 ``airflow.sdk`` and the tiny ``shoprec.runrecords`` are imported at module level. Every stage
@@ -28,8 +28,10 @@ Every output is keyed by the interval, so re-running an interval replaces what i
 | `ingest` | parse the interval's landing files, quarantine bad rows | `quarantine/<key>/` |
 | `validate` | GX suite from the contract; commit (dedup by `event_id`) | `reports/ledger/` |
 | `features` | snapshots up to the interval end, Feast, training sets | `datasets/report.json` |
-| `train` | two-tower + DCN SavedModels, FAISS index, metrics | `models/<key>/` |
-| `package` | BentoML models and the bento | `bentoml/` |
+| `train_retrieval` ∥ `train_ranker` | two-tower + FAISS index, DCN ranker | `models/<key>/` |
+| `evaluate` | challenger and champion on the same held-out later interval | `evaluation.json` |
+| `gate` | not worse than the champion beyond tolerance, no NaN | `models/<key>/gate.json` |
+| `package`, `promote` | a bento pinned to this run; atomic champion switch | `registry/` |
 
 A failing validation stops the run before features, the online store or models are touched;
 every failure also writes its reason to `reports/failures/<dag>/<run>/<task>.json`.
@@ -164,44 +166,106 @@ def shoprec_pipeline() -> None:
         return {**committed, "snapshots": jsonable(snapshots),
                 "materialized": jsonable(materialized), "datasets": jsonable(sets)}
 
-    @task(execution_timeout=timedelta(hours=6))
-    def train(feature_report: dict, params: dict | None = None) -> str:
-        """Train the two-tower and DCN models and build the FAISS index for this run."""
+    def _train_part(part: str, model: str, report: dict, params: dict | None) -> str:
+        """Train one part of the run, or adopt the champion's when the model is not selected."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from serving.registry import champion
+        from shoprec.settings import Settings
+        from training import pipeline, runs
+
+        params, settings = params or {}, Settings.from_env()
+        chosen = params.get("models", MODELS)
+        if not chosen:
+            raise AirflowSkipException("no models selected: data and features only")
+        run_id = report["run_key"]
+        if model not in chosen:
+            current = champion(settings)
+            if current is None:
+                raise AirflowFailException(f"{model} not selected and no champion to reuse it from")
+            return str(runs.adopt_part(settings, run_id, part, current["run_id"]))
+        contract = settings.load_contract()
+        budget = {"epochs": int(params.get("epochs", 2)),
+                  "batch_size": int(params.get("batch_size", 1024)),
+                  "sample_size": params.get("sample_size")}
+        if part == runs.RANKER_PART:
+            return str(pipeline.train_ranker(settings, contract, run_id, **budget))
         import pandas as pd
-        from airflow.sdk.exceptions import AirflowSkipException
 
         from feature_repo import store
         from shoprec.contract import ITEM_TOWER
-        from shoprec.settings import Settings
-        from training.pipeline import train as train_models
 
-        params = params or {}
-        if not params.get("models", MODELS):
-            raise AirflowSkipException("no models selected: data and features only")
-        settings = Settings.from_env()
-        contract = settings.load_contract()
         items = pd.read_parquet(settings.tables_dir / "items.parquet", columns=["item_id"])
         item_features = store.online_features(store.open_store(settings), contract, ITEM_TOWER,
                                               items)
-        run_dir = train_models(settings, contract, feature_report["run_key"], item_features,
-                               epochs=int(params.get("epochs", 2)),
-                               batch_size=int(params.get("batch_size", 1024)))
-        print((run_dir / "metrics.json").read_text())
-        return str(run_dir)
+        return str(pipeline.train_retrieval(settings, contract, run_id, item_features, **budget))
+
+    @task(execution_timeout=timedelta(hours=6))
+    def train_retrieval(report: dict, params: dict | None = None) -> str:
+        """Two-tower towers + FAISS index of the catalogue (runs beside train_ranker)."""
+        return _train_part("retrieval", "two_tower", report, params)
+
+    @task(execution_timeout=timedelta(hours=6))
+    def train_ranker(report: dict, params: dict | None = None) -> str:
+        """DCN ranker (runs beside train_retrieval)."""
+        return _train_part("ranker", "ranker", report, params)
 
     @task(execution_timeout=timedelta(hours=1))
-    def package(run_dir: str) -> str:
-        """Save the run's models to the BentoML store and build the bento."""
-        from pathlib import Path
+    def evaluate(report: dict, retrieval_dir: str, ranker_dir: str) -> dict:
+        """Challenger and current champion, scored on the same held-out later interval."""
+        from serving.registry import champion
+        from shoprec.settings import Settings
+        from training.evaluate import evaluate as run_evaluation
 
-        from serving.package import package as build_bento
+        settings = Settings.from_env()
+        current = champion(settings)
+        result = run_evaluation(settings, settings.load_contract(), report["run_key"],
+                                current["run_id"] if current else None)
+        print(result)
+        return jsonable({"run_key": report["run_key"], "challenger": result["challenger"]})
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def gate(evaluation: dict, params: dict | None = None) -> dict:
+        """Promote only a challenger that is not worse than the champion beyond tolerance."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from shoprec.settings import Settings
+        from training.gate import GateTolerance, gate_run
+
+        params = params or {}
+        decision = gate_run(Settings.from_env(), evaluation["run_key"], GateTolerance(),
+                            force=bool(params.get("force_promote", False)))
+        for reason in decision.reasons:
+            print(reason)
+        if not decision.promote:
+            raise AirflowSkipException("challenger not promoted; serving keeps the champion: "
+                                       + " | ".join(decision.reasons))
+        return evaluation
+
+    @task(execution_timeout=timedelta(hours=1))
+    def package(evaluation: dict) -> dict:
+        """Save the run's two models as one unit and build a bento pinned to them."""
+        from serving.package import package_run
         from shoprec.settings import Settings
 
-        tag = build_bento(Settings.from_env(), Path(run_dir))
+        tag = package_run(Settings.from_env(), evaluation["run_key"])
         print(f"built bento {tag}")
-        return tag
+        return {**evaluation, "bento_tag": tag}
 
-    package(train(features(validate(ingest()))))
+    @task(execution_timeout=timedelta(minutes=10))
+    def promote(packaged: dict) -> dict:
+        """Atomically point the champion at the new bento (serving picks it up on restart)."""
+        from serving.registry import promote as make_champion
+        from shoprec.settings import Settings
+
+        record = make_champion(Settings.from_env(), packaged["run_key"], packaged["bento_tag"],
+                               packaged["challenger"])
+        print(f"champion is now {record['run_id']} ({record['bento_tag']})")
+        return jsonable(record)
+
+    report = features(validate(ingest()))
+    scored = evaluate(report, train_retrieval(report), train_ranker(report))
+    promote(package(gate(scored)))
 
 
 dag = shoprec_pipeline()

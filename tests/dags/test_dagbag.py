@@ -57,5 +57,6 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
     for dag_id, fileloc in report["dags"].items():
         assert fileloc.endswith(f"/{dag_id}.py")
         assert report["docs"][dag_id]
-    assert report["tasks"]["shoprec_pipeline"] == ["features", "ingest", "package", "train",
-                                                   "validate"]
+    assert report["tasks"]["shoprec_pipeline"] == [
+        "evaluate", "features", "gate", "ingest", "package", "promote", "train_ranker",
+        "train_retrieval", "validate"]

@@ -52,9 +52,11 @@ def _fingerprint(root: Path) -> dict[str, str]:
 
 def test_pipeline_writes_every_stage_output(pipeline: Settings) -> None:
     runs = [p for p in pipeline.models_dir.iterdir() if p.is_dir()]
-    assert len(runs) == 1
-    metrics = json.loads((runs[0] / "metrics.json").read_text())
-    assert metrics["train_rows"] > 0 and metrics["catalogue_items"] > 0
+    assert len(runs) == 1 and runs[0].name.startswith("manual__")  # keyed by the run id
+    evaluation = json.loads((runs[0] / "evaluation.json").read_text())
+    assert evaluation["champion_status"] == "none"  # the first run has nothing to beat
+    assert evaluation["challenger"]["ranker"]["auc"] > 0.55
+    assert json.loads((runs[0] / "gate.json").read_text())["promote"] is True
     ledgers = [json.loads(p.read_text()) for p in (pipeline.reports_dir / "ledger").glob("*.json")]
     events = [rec for rec in ledgers if rec.get("stored")]
     assert len(events) == 1, ledgers
@@ -64,6 +66,30 @@ def test_pipeline_writes_every_stage_output(pipeline: Settings) -> None:
         ledger["quarantined_ingest"] + ledger["quarantined_validation"]
     assert (pipeline.feast_dir / "online.db").exists()
     assert list((pipeline.bentoml_home / "bentos" / "shoprec").iterdir())
+    from serving.registry import champion
+
+    assert champion(pipeline)["run_id"] == runs[0].name
+
+
+def test_a_worse_challenger_is_not_promoted(pipeline: Settings, tmp_path: Path) -> None:
+    from serving.registry import champion
+
+    before = champion(pipeline)
+    assert before is not None
+    bentos = sorted((pipeline.bentoml_home / "bentos" / "shoprec").iterdir())
+    log = tmp_path / "worse.log"
+    # 100 training rows and one epoch: a deliberately worse ranker and two-tower model.
+    code = run_dag("shoprec_pipeline", airflow_env(pipeline.home),
+                   {**CONF, "sample_size": 100}, log=log)
+    assert code == 0, _tail(log)  # not promoting is the gate working, not a failure
+    runs = sorted(p for p in pipeline.models_dir.iterdir() if p.name != before["run_id"])
+    assert len(runs) == 1
+    gate = json.loads((runs[0] / "gate.json").read_text())
+    assert gate["promote"] is False
+    assert any("ranker.auc" in r or "ranker.gauc" in r for r in gate["reasons"]), gate
+    assert "not promoted" in _tail(log, 200_000)
+    assert champion(pipeline) == before
+    assert sorted((pipeline.bentoml_home / "bentos" / "shoprec").iterdir()) == bentos
 
 
 def test_recommend_over_http_from_the_built_bento(pipeline: Settings) -> None:
@@ -81,6 +107,10 @@ def test_recommend_over_http_from_the_built_bento(pipeline: Settings) -> None:
         assert set(ids) <= items
         assert scores == sorted(scores, reverse=True)
         assert all(0.0 <= s <= 1.0 for s in scores)  # ranker outputs click probabilities
+        from serving.registry import champion
+
+        # The champion, not the worse challenger trained after it.
+        assert resp.json()["model_version"] == champion(pipeline)["run_id"]
     finally:
         serve.stop(srv)
 
@@ -89,7 +119,8 @@ def test_failing_batch_leaves_online_store_and_models_unchanged(pipeline: Settin
                                                                 tmp_path: Path) -> None:
     watched = {"feast": pipeline.feast_dir, "features": pipeline.features_dir,
                "models": pipeline.models_dir, "datasets": pipeline.datasets_dir,
-               "bentoml": pipeline.bentoml_home, "events": pipeline.events_dir}
+               "bentoml": pipeline.bentoml_home, "events": pipeline.events_dir,
+               "registry": pipeline.home / "registry"}
     before = {name: _fingerprint(path) for name, path in watched.items()}
     assert before["feast"] and before["models"] and before["bentoml"]
     # A shop sends a file whose timestamps are milliseconds (year ~50000): every row fails the
