@@ -50,6 +50,8 @@ RUN_PARAMS = {
                     description="Folder or file to ingest. Empty: $SHOPREC_HOME/landing/events."),
     "format": Param("events", type="string", enum=FORMATS,
                     description="Source format of the files."),
+    "mapping": Param("", type="string",
+                     description="Column-mapping file (YAML/JSON) for other shops' event logs."),
     "models": Param(MODELS, type="array", items={"type": "string", "enum": MODELS},
                     uniqueItems=True,
                     description="Models to train; empty ingests and builds features only."),
@@ -115,39 +117,42 @@ def shoprec_pipeline() -> None:
             raise AirflowSkipException(f"no landing files for interval {interval.key} in {source}")
         tables = ingest_tables(settings, settings.landing_dir) \
             if (settings.landing_dir / "items.parquet").exists() else {}
-        report = stage_files(files, settings, interval.key, fmt=params.get("format", "events"))
+        fmt = params.get("format", "events")
+        report = stage_files(files, settings, interval.key, fmt=fmt,
+                             mapping=params.get("mapping") or None)
         print(report)
         run_key = interval.key if interval.bounded else safe_id(run_id or "manual")
-        return {"batch_id": interval.key, "run_key": run_key, "files": len(files),
+        return {"batch_id": interval.key, "run_key": run_key, "files": len(files), "format": fmt,
                 "until": interval.end.isoformat() if interval.end else None,
                 "tables": jsonable(tables), "read": report.read, "staged": report.staged,
                 "quarantined": report.quarantined}
 
     @task(execution_timeout=timedelta(hours=1), outlets=[Asset(EVENTS_ASSET)])
     def validate(staged: dict) -> dict:
-        """Gate the staged batch with GX; commit it to the event store only if it passes."""
+        """Gate the staged batch with GX (chunk by chunk); commit it only if it passes."""
         import pandas as pd
         from airflow.sdk.exceptions import AirflowFailException
 
         from shoprec.ingest import commit_batch
         from shoprec.quarantine import format_ledger, update_ledger
         from shoprec.settings import Settings
-        from validation.gate import ValidationFailed, validate_batch
+        from validation.gate import ValidationFailed, validate_staged
+        from validation.run import gate_config_for
 
         settings = Settings.from_env()
         batch_id = staged["batch_id"]
-        df = pd.read_parquet(settings.staging_dir / f"{batch_id}.parquet")
         try:
-            result = validate_batch(df, settings, batch_id, now=pd.Timestamp.now(tz="UTC"))
+            result = validate_staged(settings, batch_id, now=pd.Timestamp.now(tz="UTC"),
+                                     config=gate_config_for(staged["format"]))
         except ValidationFailed as exc:
             raise AirflowFailException(f"ValidationFailed: {exc}") from exc
         print(result)
-        commit = commit_batch(settings, batch_id, result.valid)
+        commit = commit_batch(settings, batch_id, path=result.valid_path)
         print(commit)
         print(format_ledger(update_ledger(settings, batch_id)))
         return {**staged, "stored": commit.stored, "duplicates": commit.duplicates}
 
-    @task(execution_timeout=timedelta(hours=2))
+    @task(execution_timeout=timedelta(hours=2), pool="shoprec_features")
     def features(committed: dict) -> dict:
         """Snapshots → feast apply → online materialization → point-in-time training sets."""
         import pandas as pd

@@ -62,9 +62,15 @@ def _airflow(env: Mapping[str, str], *args: str, check: bool = True) -> subproce
     return subprocess.run([str(exe), *args], env=dict(env), check=check)
 
 
+POOLS = {"shoprec_features": (1, "Serializes snapshot builds and materialization.")}
+"""Pools the DAGs use; a task in a missing pool would never be scheduled."""
+
+
 def prepare(env: Mapping[str, str]) -> None:
-    """Create/upgrade the metadata DB and serialize the DAGs so they are listed."""
+    """Create/upgrade the metadata DB, create the pools and serialize the DAGs."""
     _airflow(env, "db", "migrate")
+    for name, (slots, description) in POOLS.items():
+        _airflow(env, "pools", "set", name, str(slots), description)
     _airflow(env, "dags", "reserialize")
 
 
@@ -101,7 +107,8 @@ def run_dag(dag_id: str, env: Mapping[str, str], conf: dict | None = None,
         return subprocess.run(args, env=dict(env), check=False).returncode
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        for cmd in (("db", "migrate"), ("dags", "reserialize")):
+        pools = [("pools", "set", name, str(n), d) for name, (n, d) in POOLS.items()]
+        for cmd in (("db", "migrate"), *pools, ("dags", "reserialize")):
             exe = Path(sys.executable).parent / "airflow"
             subprocess.run([str(exe), *cmd], env=dict(env), stdout=out, stderr=out, check=True)
         return subprocess.run(args, env=dict(env), stdout=out, stderr=out, check=False).returncode

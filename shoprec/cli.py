@@ -49,35 +49,28 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Stage → validate (GX) → commit one batch; exit code 1 when validation fails."""
-    import json
-
-    import pandas as pd
-
-    from shoprec.ingest import commit_batch, stage_files
-    from shoprec.quarantine import format_ledger, ledger_path
+    from shoprec.sources_base import FORMATS
 
     paths = [Path(p) for p in args.paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise SystemExit(f"no such file: {', '.join(missing)}")
+    if args.mapping and args.format != "events":
+        raise SystemExit(f"--mapping applies to --format events only, not {args.format!r}")
+    if args.format not in FORMATS:
+        raise SystemExit(f"unknown format {args.format!r}; known: {sorted(FORMATS)}")
     try:
-        from validation.gate import ValidationFailed, validate_batch
+        from validation.gate import ValidationFailed
+        from validation.run import run_batch
     except ImportError as exc:
-        raise SystemExit(f"cannot validate: validation.gate is not importable ({exc}); "
+        raise SystemExit(f"cannot validate: the validation stage is not importable ({exc}); "
                          "nothing was ingested") from exc
-    staged = stage_files(paths, settings, args.batch_id)
-    print(staged)
-    df = pd.read_parquet(staged.path)
     try:
-        result = validate_batch(df, settings, args.batch_id, now=None)
+        run_batch(paths, settings, args.batch_id, fmt=args.format, mapping=args.mapping,
+                  log=print)
     except ValidationFailed as exc:
         print(f"validation failed, batch {args.batch_id} not committed: {exc}", file=sys.stderr)
         return 1
-    print(result)
-    committed = commit_batch(settings, args.batch_id, result.valid)
-    print(committed)
-    record = json.loads(ledger_path(settings, args.batch_id).read_text())
-    print(format_ledger(record))
     return 0
 
 
@@ -106,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do nothing when the landing folder already has event files")
     gen.set_defaults(func=_generate)
 
-    ing = sub.add_parser("ingest", help="stage and commit event files to the event store")
-    ing.add_argument("paths", nargs="+")
+    ing = sub.add_parser("ingest", help="stage, validate and commit event files")
+    ing.add_argument("paths", nargs="+", help="event files (and side files of the format)")
+    ing.add_argument("--format", default="events",
+                     help="source format: events (default), taobao, movielens, amazon-seq "
+                          "(see docs/sources.md)")
+    ing.add_argument("--mapping", help="column-mapping file (YAML/JSON) for --format events")
     ing.add_argument("--batch-id", default="cli")
     ing.set_defaults(func=_ingest)
 

@@ -4,7 +4,9 @@ Supported: ``.parquet``, ``.csv``, ``.csv.gz``, ``.jsonl``, ``.jsonl.gz``. CSV v
 text (never type-guessed), so a bad value reaches :mod:`shoprec.ingest_typing` exactly as it was
 written and the quarantine shows it verbatim. Rows that cannot even be split into columns (a CSV
 line with the wrong number of fields, a JSONL line that is not a JSON object) are returned as
-*malformed* with their text and a reason instead of failing the whole file.
+*malformed* with their text and a reason instead of failing the whole file; so are rows holding
+bytes that are not UTF-8, and (for dump formats, :class:`Delimited` ``strict_end``) a last line
+cut at a byte boundary.
 
 Every row carries ``line``: its 1-based data row number (CSV: the header is not counted, a quoted
 value spanning lines is one row; JSONL: the physical line number; Parquet: the row number).
@@ -12,25 +14,31 @@ value spanning lines is one row; JSONL: the physical line number; Parquet: the r
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from shoprec.ingest_chunk import RawChunk, is_empty, open_text
+from shoprec.ingest_delimited import (
+    CSV,
+    TRUNCATED,
+    Delimited,
+    _delimited_chunks,
+    delimited_chunks,
+    ends_with_newline,
+)
+
+__all__ = ["CSV", "FORMATS", "TRUNCATED", "Delimited", "RawChunk", "delimited_chunks",
+           "ends_with_newline", "file_format", "is_empty", "read_chunks"]
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv", ".jsonl": "jsonl",
            ".jsonl.gz": "jsonl"}
 """Recognised file suffixes and their format."""
-CSV_BLOCK_BYTES = 8 << 20
-"""Bytes of CSV parsed per chunk (~100k event rows): bounds memory for arbitrarily large files."""
 
 
 def file_format(path: Path) -> str:
@@ -46,45 +54,6 @@ def file_format(path: Path) -> str:
     raise ValueError(f"{path}: unsupported file type; expected one of {sorted(FORMATS)}")
 
 
-@dataclass
-class RawChunk:
-    """Rows of one file as read.
-
-    Attributes:
-        frame: Parsed rows with the file's own columns and raw values.
-        lines: 1-based data row numbers aligned with ``frame``.
-        malformed: Rows that could not be parsed at all: column ``raw`` (their text).
-        malformed_lines: Row numbers of ``malformed``.
-        malformed_reasons: One reason per malformed row.
-    """
-
-    frame: pd.DataFrame
-    lines: np.ndarray
-    malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"raw": []}))
-    malformed_lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    malformed_reasons: list[str] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        """All rows of the chunk, parsed or malformed."""
-        return len(self.frame) + len(self.malformed)
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-
-
-def is_empty(path: Path) -> bool:
-    """True for a file without any content (0 bytes, or a gzip of nothing)."""
-    if path.stat().st_size == 0:
-        return True
-    if path.name.lower().endswith(".gz"):
-        with gzip.open(path, "rb") as f:
-            return f.read(1) == b""
-    return False
-
-
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
     done = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
@@ -93,54 +62,9 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
         done += len(frame)
 
 
-def _csv_chunks(path: Path) -> Iterator[RawChunk]:
-    with _open_text(path) as f:
-        rows = csv.reader(f)
-        header, first = next(rows, None), next(rows, None)
-    if not header or first is None:  # empty or header-only: no rows
-        return
-    names = [h.strip() for h in header]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"{path}: repeated column(s) in the CSV header: {repeated}")
-    slots = [f"c{i}" for i in range(len(names))]  # positional names: duplicates cannot clash
-    bad: list[tuple[int, str, int, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        # ``number`` counts rows from the top of the file, header included
-        bad.append((row.number - 1, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False,
-                                       skip_rows=1, column_names=slots),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(slots, pa.string()), strings_can_be_null=True,
-            quoted_strings_can_be_null=False, null_values=[""]),
-    )
-    bad_rows = np.zeros(0, dtype=np.int64)  # data row numbers of malformed rows, ascending
-    valid = 0
-    for batch in reader:
-        new, bad[:] = bad[:], []
-        new_rows = np.array([b[0] for b in new], dtype=np.int64)
-        bad_rows = np.concatenate([bad_rows, new_rows])
-        # k-th valid row's number = k + malformed rows before it (solve on the sorted gaps)
-        ordinal = np.arange(valid + 1, valid + batch.num_rows + 1, dtype=np.int64)
-        gaps = bad_rows - np.arange(len(bad_rows))
-        lines = ordinal + np.searchsorted(gaps, ordinal, side="right")
-        valid += batch.num_rows
-        frame = batch.to_pandas()
-        frame.columns = names[:len(frame.columns)]
-        yield RawChunk(
-            frame, lines, pd.DataFrame({"raw": [b[1] for b in new]}), new_rows,
-            [f"malformed CSV row: expected {b[2]} fields, got {b[3]}" for b in new])
-
-
 def _jsonl_records(path: Path) -> Iterator[tuple[int, str, dict | None, str]]:
     """(line number, text, object or None, reason) per non-blank line."""
-    with _open_text(path) as f:
+    with open_text(path) as f:
         for number, text in enumerate(f, start=1):
             text = text.rstrip("\r\n")
             if not text.strip():
@@ -176,7 +100,8 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[RawChunk]:
         yield _jsonl_chunk(items)
 
 
-def read_chunks(path: Path, chunk_rows: int = 200_000) -> Iterator[RawChunk]:
+def read_chunks(path: Path, chunk_rows: int = 200_000, csv_spec: Delimited = CSV
+                ) -> Iterator[RawChunk]:
     """Yield the rows of ``path`` chunk by chunk (nothing for an empty or header-only file).
 
     Raises:
@@ -190,7 +115,7 @@ def read_chunks(path: Path, chunk_rows: int = 200_000) -> Iterator[RawChunk]:
         if fmt == "parquet":
             yield from _parquet_chunks(path, chunk_rows)
         elif fmt == "csv":
-            yield from _csv_chunks(path)
+            yield from _delimited_chunks(path, csv_spec)
         else:
             yield from _jsonl_chunks(path, chunk_rows)
     except (pa.ArrowException, UnicodeDecodeError, OSError, EOFError) as exc:

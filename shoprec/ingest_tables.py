@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,3 +93,60 @@ def ingest_tables(settings: Settings, landing_dir: Path) -> dict[str, dict[str, 
     """
     sources = [(find_table(landing_dir, s.name), s) for s in (ITEM_SCHEMA, USER_SCHEMA)]
     return {schema.name: _ingest_table(settings, path, schema) for path, schema in sources}
+
+
+def merge_table(settings: Settings, schema: TableSchema, rows: pd.DataFrame,
+                derived: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Upsert typed ``rows`` into ``tables/<schema.name>.parquet`` and return the new table.
+
+    A key already in the table is replaced by its new row (a later source is a later
+    update), except in ``derived`` columns (first-seen timestamps), where the earlier value
+    is kept: a second batch sees an old entity later, not for the first time.
+    """
+    target = settings.tables_dir / f"{schema.name}.parquet"
+    if target.exists():
+        old = pd.read_parquet(target).set_index(schema.key)
+        new = rows.set_index(schema.key)
+        both = new.index.intersection(old.index)
+        for column in derived:
+            mine, theirs = new.loc[both, column], old.loc[both, column]
+            new.loc[both, column] = mine.where(mine <= theirs, theirs)
+        merged = pd.concat([old[~old.index.isin(new.index)], new]).reset_index()
+    else:
+        merged = rows
+    merged = merged.sort_values(schema.key, ignore_index=True)[schema.names]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    pq.write_table(pa.Table.from_pandas(merged, arrow_schema(schema), preserve_index=False), tmp)
+    tmp.replace(target)
+    return merged
+
+
+def write_side_table(settings: Settings, schema: TableSchema, frame: pd.DataFrame, source: str,
+                     derived: tuple[str, ...] = (), lines: np.ndarray | None = None
+                     ) -> dict[str, Any]:
+    """Type a source's item or user rows, quarantine misfits, upsert the rest.
+
+    Every contract rule of the table applies (no later stage validates tables); failing rows
+    go to quarantine batch :data:`TABLES_BATCH`, stage ``ingest_<table>``.
+
+    Returns:
+        ``read``, ``stored`` (rows of this source kept), ``duplicates`` (repeated keys, last
+        wins), ``quarantined``, ``rows`` (table size after the merge), ``path``, ``source``.
+
+    Raises:
+        RuntimeError: if the counts do not balance.
+    """
+    typed = type_frame(frame, schema, check_min="all")
+    lines = np.zeros(len(frame), dtype=np.int64) if lines is None else lines
+    rejected = frame[typed.rejected].assign(source_file=source,
+                                            source_line=lines[typed.rejected])
+    write_quarantine(settings, TABLES_BATCH, f"ingest_{schema.name}", rejected, typed.reasons)
+    unique = typed.frame.drop_duplicates(schema.key, keep="last")
+    merged = merge_table(settings, schema, unique, derived)
+    counts = {"read": len(frame), "stored": len(unique),
+              "duplicates": len(typed.frame) - len(unique), "quarantined": len(typed.reasons)}
+    if counts["stored"] + counts["duplicates"] + counts["quarantined"] != counts["read"]:
+        raise RuntimeError(f"{schema.name}: counts do not balance: {counts}")
+    return {**counts, "rows": len(merged), "source": source,
+            "path": str(settings.tables_dir / f"{schema.name}.parquet")}

@@ -29,6 +29,7 @@ ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string
 """Arrow type of each contract dtype in every Parquet file ShopRec writes."""
 MAX_EPOCH_SECONDS = 9.2e9
 """Datetimes are int64 nanoseconds, so epoch seconds beyond ~2262-04-11 cannot be represented."""
+OUT_OF_RANGE = "epoch seconds out of range"
 _INT_TEXT = r"[+-]?\d{1,18}(?:\.0*)?"
 _NUMBER_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)"
 _AWARE_TEXT = r".*(?:[zZ]|[+-]\d\d:?\d\d)"
@@ -96,6 +97,21 @@ def _matches(t: pd.Series, pattern: str) -> pd.Series:
     return t.str.fullmatch(pattern).fillna(False).astype(bool)
 
 
+def _parse(text: pd.Series, arrow_type: pa.DataType, dtype: str) -> pd.Series:
+    """Pre-validated number text (nulls allowed) to numbers.
+
+    Arrow's C++ cast is ~10x faster than ``pd.to_numeric`` on text; the callers have already
+    matched every non-null value against a number pattern, and the pandas path remains for
+    the rare spelling Arrow refuses (``+7``, ``5.``).
+    """
+    try:
+        parsed = pc.cast(pa.array(text.astype("string[pyarrow]")), arrow_type)
+        return pd.Series(parsed.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get),
+                         index=text.index).astype(dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(text, errors="coerce").astype(dtype)
+
+
 _Cast = tuple[pd.Series, np.ndarray, str | np.ndarray]
 """Typed values (null where bad or missing), the bad mask, and what is wrong (per row or one)."""
 
@@ -116,8 +132,7 @@ def _int64(s: pd.Series) -> _Cast:
     t = _text(s)
     ok = _matches(t, _INT_TEXT)
     digits = t.where(ok).str.replace(r"\.0*$", "", regex=True)
-    return pd.to_numeric(digits, errors="coerce").astype("Int64"), (t.notna() & ~ok).to_numpy(), \
-        what
+    return _parse(digits, pa.int64(), "Int64"), (t.notna() & ~ok).to_numpy(), what
 
 
 def _float64(s: pd.Series) -> _Cast:
@@ -128,16 +143,31 @@ def _float64(s: pd.Series) -> _Cast:
         return s.astype("float64"), _none(s), what
     t = _text(s)
     ok = _matches(t, _FLOAT_TEXT)
-    values = pd.to_numeric(t.where(ok), errors="coerce").astype("float64")
+    values = _parse(t.where(ok), pa.float64(), "float64")
     return values, (t.notna() & ~ok).to_numpy(), what
 
 
-def _epoch(seconds: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Epoch seconds to UTC timestamps; the mask marks values too large for int64 nanoseconds."""
-    values = pd.to_numeric(seconds, errors="coerce").astype("float64")
+_UNIT_HINTS = ((1e17, "nanoseconds"), (1e14, "microseconds"), (1e11, "milliseconds"))
+"""Magnitude from which an out-of-range epoch value is named as a likely finer unit."""
+
+
+def _epoch(seconds: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Epoch seconds to UTC timestamps.
+
+    Returns the timestamps, the mask of values too large for int64 nanoseconds, and what is
+    wrong with each of them: a value of 1e11 or more is named as the finer unit it most likely
+    is (``1700000000000`` is milliseconds of 2023, not seconds of year 55840), so the operator
+    can fix the export instead of guessing.
+    """
+    values = seconds.astype("float64") if pdt.is_numeric_dtype(seconds) \
+        else _parse(seconds, pa.float64(), "float64")
     ok = values.abs() <= MAX_EPOCH_SECONDS
     ts = pd.to_datetime(values.where(ok), unit="s", utc=True, errors="coerce")
-    return ts, (values.notna() & ~ok).to_numpy()
+    magnitude = values.abs().to_numpy()
+    what = np.full(len(values), OUT_OF_RANGE, dtype=object)
+    for threshold, unit in reversed(_UNIT_HINTS):
+        what[magnitude >= threshold] = f"{OUT_OF_RANGE} (looks like {unit})"
+    return ts, (values.notna() & ~ok).to_numpy(), what
 
 
 def _timestamp(s: pd.Series) -> _Cast:
@@ -149,8 +179,7 @@ def _timestamp(s: pd.Series) -> _Cast:
         nat = pd.Series(pd.NaT, index=s.index, dtype=PANDAS_DTYPES["timestamp"])
         return nat, s.notna().to_numpy(), "unparseable timestamp"
     if pdt.is_numeric_dtype(s):
-        ts, out_of_range = _epoch(s)
-        return ts, out_of_range, "epoch seconds out of range"
+        return _epoch(s)
     t = _text(s)
     numeric = _matches(t, _NUMBER_TEXT)
     # Parse explicit-offset and naive strings apart: pandas 2.3 gives a naive value in a mixed
@@ -159,10 +188,10 @@ def _timestamp(s: pd.Series) -> _Cast:
     naive = ~aware & ~numeric
     with_offset = pd.to_datetime(t.where(aware), format="ISO8601", utc=True, errors="coerce")
     utc = pd.to_datetime(t.where(naive), format="ISO8601", errors="coerce").dt.tz_localize("UTC")
-    epoch, out_of_range = _epoch(t.where(numeric))
+    epoch, out_of_range, epoch_what = _epoch(t.where(numeric))
     ts = with_offset.where(aware, utc).where(~numeric, epoch)
     bad = (t.notna() & ts.isna()).to_numpy()
-    what = np.where(out_of_range, "epoch seconds out of range", "unparseable timestamp")
+    what = np.where(out_of_range, epoch_what, "unparseable timestamp")
     return ts, bad, what
 
 

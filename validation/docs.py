@@ -15,6 +15,7 @@ set of pages per batch.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -103,18 +104,17 @@ class GxSession:
             if key.run_id.run_name == self.batch_id:
                 store.remove_key(key)
 
-    def run(self, suite: Any, frame: pd.DataFrame, asset: str, result_format: Any) -> Any:
-        """Validate ``frame`` against ``suite`` and store the result for the Data Docs.
+    def runner(self, suite: Any, asset: str, result_format: Any) -> Callable[[pd.DataFrame], Any]:
+        """Register ``suite`` on a dataframe asset once; return a function validating a frame.
+
+        Every call stores its result under the same key (suite, batch id, asset), so running
+        chunk after chunk keeps one result, which :meth:`replace_result` can overwrite with the
+        merged result of the whole batch.
 
         Args:
             suite: A GX ``ExpectationSuite`` (not yet added to any context).
-            frame: The data; its index must be a RangeIndex, because the row positions in the
-                result are index labels.
             asset: Name of the dataframe asset (it appears in the Data Docs page name).
             result_format: GX result format (``COMPLETE`` with indices for row suites).
-
-        Returns:
-            The ``ExpectationSuiteValidationResult``.
         """
         import great_expectations as gx
 
@@ -123,8 +123,29 @@ class GxSession:
         suite = self.context.suites.add(suite)
         definition = self.context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{suite.name}_{asset}", data=batch_def, suite=suite))
-        return definition.run(batch_parameters={"dataframe": frame},
-                              result_format=result_format, run_id=self.run_id)
+
+        def run(frame: pd.DataFrame) -> Any:
+            return definition.run(batch_parameters={"dataframe": frame},
+                                  result_format=result_format, run_id=self.run_id)
+
+        return run
+
+    def run(self, suite: Any, frame: pd.DataFrame, asset: str, result_format: Any) -> Any:
+        """Validate ``frame`` against ``suite`` and store the result for the Data Docs.
+
+        ``frame`` must have a RangeIndex: the row positions in the result are index labels.
+
+        Returns:
+            The ``ExpectationSuiteValidationResult``.
+        """
+        return self.runner(suite, asset, result_format)(frame)
+
+    def replace_result(self, suite_name: str, result: Any) -> None:
+        """Store ``result`` in place of this batch's stored result of suite ``suite_name``."""
+        store = self.context.validation_results_store
+        for key in self._batch_keys():
+            if key.expectation_suite_identifier.name == suite_name:
+                store.set(key, result)
 
     def _batch_keys(self) -> list[Any]:
         return [key for key in self.context.validation_results_store.list_keys()

@@ -16,7 +16,12 @@ import pandas as pd
 from shoprec.contract import TableSchema
 from shoprec.quarantine import ledger_path
 from shoprec.settings import Settings
-from validation.suite import QUARANTINE_SHARE, freshness_metric, unknown_key_metric
+from validation.suite import (
+    QUARANTINE_SHARE,
+    VOLUME_RATIO,
+    freshness_metric,
+    unknown_key_metric,
+)
 
 
 def read_ledger(settings: Settings, batch_id: str) -> dict[str, Any]:
@@ -57,45 +62,98 @@ def quarantine_share(ledger: dict[str, Any], staged_rows: int,
     return (ingest_q + quarantined_validation) / read if read else 0.0
 
 
-def unknown_key_share(valid: pd.DataFrame, table: Path, key: str) -> float:
-    """Share of ``valid`` rows whose ``key`` is not a key of the reference ``table``."""
-    if valid.empty or key not in valid.columns:
-        return 0.0
-    known = pd.read_parquet(table, columns=[key])[key]
-    return float((~valid[key].isin(known)).mean())
+class BatchStats:
+    """Running totals over the valid rows of a batch, fed chunk by chunk.
+
+    Args:
+        settings: Where the reference table lives.
+        reference: The table whose keys the rows should know (the item catalogue).
+        ts_columns: Timestamp columns whose newest value is tracked (freshness).
+    """
+
+    def __init__(self, settings: Settings, reference: TableSchema,
+                 ts_columns: list[str]) -> None:
+        table = reference_table(settings, reference)
+        self.key = reference.key
+        self.known = None if table is None else pd.Index(
+            pd.read_parquet(table, columns=[reference.key])[reference.key].unique())
+        self.rows = 0
+        self.unknown = 0
+        self.newest: dict[str, pd.Timestamp | None] = dict.fromkeys(ts_columns)
+        self.days: set[str] = set()
+        self._day_column = ts_columns[0] if ts_columns else None
+
+    def add(self, valid: pd.DataFrame) -> None:
+        """Count one chunk of rows that passed the row checks."""
+        self.rows += len(valid)
+        if self.known is not None and self.key in valid.columns and len(valid):
+            self.unknown += int((~valid[self.key].isin(self.known)).sum())
+        day = self._day_column
+        if day is not None and day in valid.columns and len(valid):
+            self.days.update(valid[day].dropna().dt.strftime("%Y-%m-%d").unique().tolist())
+        for column, newest in self.newest.items():
+            if column in valid.columns and len(valid) and valid[column].notna().any():
+                top = valid[column].max()
+                self.newest[column] = top if newest is None else max(newest, top)
+
+    def unknown_share(self) -> float:
+        """Share of valid rows whose key is not in the reference table (0 if none)."""
+        return self.unknown / self.rows if self.rows else 0.0
+
+    def age_days(self, column: str, now: pd.Timestamp) -> float:
+        """Days between ``now`` and the newest ``column`` value; NaN if there is none."""
+        newest = self.newest.get(column)
+        return float((now - newest) / pd.Timedelta(days=1)) if newest is not None \
+            else float("nan")
 
 
-def newest_age_days(valid: pd.DataFrame, column: str, now: pd.Timestamp) -> float:
-    """Days between ``now`` and the newest ``column`` value; NaN if there is none."""
-    if valid.empty or column not in valid.columns:
-        return float("nan")
-    newest = valid[column].max()
-    return float((now - newest) / pd.Timedelta(days=1)) if pd.notna(newest) else float("nan")
+def volume_history(settings: Settings, batch_id: str, window: int) -> list[float]:
+    """Rows read PER EVENT DAY by the last ``window`` committed batches other than ``batch_id``.
+
+    Per day, because batches cover different spans (a daily run, a backfill of one day, a
+    manual run over a whole month): comparing raw row counts would reject every multi-day
+    batch. Batches are ordered by ``committed_at`` from their ledgers; one without it (never
+    committed, e.g. rejected by the gate) is not part of the history.
+    """
+    folder = ledger_path(settings, batch_id).parent
+    done = []
+    for path in folder.glob("*.json"):
+        if path.stem == batch_id:
+            continue
+        record = json.loads(path.read_text())
+        if record.get("committed_at") and "read" in record:
+            days = max(1, len(record.get("partitions") or []))
+            done.append((str(record["committed_at"]), int(record["read"]) / days))
+    return [per_day for _, per_day in sorted(done)[-window:]]
 
 
-def batch_metrics(valid: pd.DataFrame, *, schema: TableSchema, reference: TableSchema,
-                  limits: dict[str, float], ledger: dict[str, Any], staged_rows: int,
-                  quarantined_validation: int, settings: Settings,
+def batch_metrics(stats: BatchStats, *, schema: TableSchema, reference: TableSchema,
+                  limits: dict[str, Any], ledger: dict[str, Any], staged_rows: int,
+                  quarantined_validation: int, history: list[int],
                   now: pd.Timestamp) -> dict[str, float]:
     """Value of every metric named in ``limits`` (see :func:`validation.suite.batch_limits`).
 
     Args:
-        valid: Rows that passed the row checks (the ones that would be committed).
+        stats: Totals over the rows that passed the row checks.
         schema: The validated table.
         reference: The table whose key the rows should know (item catalogue).
         limits: Metric name → limit; only these metrics are computed.
         ledger: The batch ledger before this stage's update.
         staged_rows: Rows the gate received.
         quarantined_validation: Rows the row checks rejected.
-        settings: Where the reference table lives.
+        history: Rows read per event day by the previous committed batches (baseline).
         now: Reference time for freshness.
     """
     values: dict[str, float] = {
         QUARANTINE_SHARE: quarantine_share(ledger, staged_rows, quarantined_validation)}
-    table = reference_table(settings, reference)
-    if table is not None and unknown_key_metric(reference) in limits:
-        values[unknown_key_metric(reference)] = unknown_key_share(valid, table, reference.key)
+    if VOLUME_RATIO in limits and history:
+        read, _ = ingest_counts(ledger, staged_rows)
+        mean = sum(history) / len(history)
+        per_day = read / max(1, len(stats.days))
+        values[VOLUME_RATIO] = per_day / mean if mean else float("inf")
+    if unknown_key_metric(reference) in limits:
+        values[unknown_key_metric(reference)] = stats.unknown_share()
     for col in schema.columns:
         if freshness_metric(col.name) in limits:
-            values[freshness_metric(col.name)] = newest_age_days(valid, col.name, now)
+            values[freshness_metric(col.name)] = stats.age_days(col.name, now)
     return values

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 QUARANTINE_SHARE = "quarantine_share"
 """Metric: rows set aside by ingest + validation over rows read from the landing files."""
+VOLUME_RATIO = "volume_ratio"
+"""Metric: rows read by this batch over the mean of the previous committed batches."""
+Limit = float | tuple[float, float]
+"""An upper limit, or an inclusive ``(lower, upper)`` band."""
 
 
 def row_suite_name(schema: TableSchema) -> str:
@@ -55,11 +59,17 @@ def freshness_metric(column: str) -> str:
 
 
 def timestamp_window(config: GateConfig, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The sane ``[oldest, latest]`` window for event times, relative to ``now`` (UTC)."""
+    """The sane ``[oldest, latest]`` window for event times (UTC).
+
+    The lower end is the later of the absolute floor ``config.earliest`` and ``now`` minus
+    ``config.max_age_days``; the upper end is ``now`` plus the allowed clock skew.
+    """
     now = pd.Timestamp(now)
     now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
-    return (now - pd.Timedelta(days=config.max_age_days),
-            now + pd.Timedelta(minutes=config.future_skew_minutes))
+    lo = pd.Timestamp(config.earliest, tz="UTC")
+    if config.max_age_days is not None:
+        lo = max(lo, now - pd.Timedelta(days=config.max_age_days))
+    return lo, now + pd.Timedelta(minutes=config.future_skew_minutes)
 
 
 def row_expectations(schema: TableSchema, config: GateConfig, now: pd.Timestamp) -> list[Any]:
@@ -113,16 +123,19 @@ def row_suite(schema: TableSchema, config: GateConfig, now: pd.Timestamp) -> Exp
 
 
 def batch_limits(schema: TableSchema, reference: TableSchema | None,
-                 config: GateConfig) -> dict[str, float]:
-    """Upper limit of every batch metric the gate checks, by metric name.
+                 config: GateConfig, has_history: bool = False) -> dict[str, Limit]:
+    """Limit of every batch metric the gate checks, by metric name.
 
     Args:
         schema: The validated table (its timestamp columns get a freshness metric).
         reference: The table whose key the rows must mostly know (the item catalogue), or
             ``None`` when that table does not exist yet (first load), which skips the check.
         config: Gate thresholds; ``freshness_days=None`` switches freshness off.
+        has_history: Whether earlier committed batches exist to compare the volume with.
     """
-    limits = {QUARANTINE_SHARE: config.max_quarantine_share}
+    limits: dict[str, Limit] = {QUARANTINE_SHARE: config.max_quarantine_share}
+    if has_history:
+        limits[VOLUME_RATIO] = (config.min_volume_ratio, config.max_volume_ratio)
     if reference is not None:
         limits[unknown_key_metric(reference)] = config.max_unknown_item_share
     if config.freshness_days is not None:
@@ -132,7 +145,7 @@ def batch_limits(schema: TableSchema, reference: TableSchema | None,
     return limits
 
 
-def batch_suite(schema: TableSchema, limits: dict[str, float]) -> ExpectationSuite:
+def batch_suite(schema: TableSchema, limits: dict[str, Limit]) -> ExpectationSuite:
     """One ``expect_column_max_to_be_between`` per metric of the one-row metrics frame.
 
     The max of a one-row column is the metric itself, and this expectation reports it as the
@@ -143,6 +156,7 @@ def batch_suite(schema: TableSchema, limits: dict[str, float]) -> ExpectationSui
 
     suite = gx.ExpectationSuite(name=batch_suite_name(schema), meta={"table": schema.name})
     for metric, limit in limits.items():
+        lo, hi = limit if isinstance(limit, tuple) else (None, limit)
         suite.add_expectation(gxe.ExpectColumnMaxToBeBetween(
-            column=metric, max_value=limit, meta={"level": "batch"}))
+            column=metric, min_value=lo, max_value=hi, meta={"level": "batch"}))
     return suite

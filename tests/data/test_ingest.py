@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import shoprec.ingest_delimited as delimited
 import shoprec.ingest_readers as readers
 from shoprec.contract import EVENT_SCHEMA, ITEM_SCHEMA, USER_SCHEMA
 from shoprec.generator import GeneratorConfig, generate
@@ -256,7 +257,7 @@ def test_typed_parquet_input_with_nulls_and_naive_times(settings: Settings, tmp_
 
 def test_big_csv_is_read_in_chunks_with_exact_line_numbers(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 4096)  # ~60 rows per chunk
+    monkeypatch.setattr(delimited, "CSV_BLOCK_BYTES", 4096)  # ~60 rows per chunk
     rows = [row(i, user_id="oops" if i % 97 == 0 else str(i)) for i in range(1, 2001)]
     f = write_csv(tmp_path / "big.csv", rows)
     with open(f, "a") as out:

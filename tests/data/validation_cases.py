@@ -67,3 +67,56 @@ def write_items(settings: Settings, n: int = N_ITEMS) -> None:
             cols[c.name] = pd.Series([NOW - pd.Timedelta(days=30)] * n)
     settings.tables_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(cols).to_parquet(settings.tables_dir / f"{ITEM_SCHEMA.name}.parquet")
+
+
+# ---------------------------------------------------------------- tiny source files for tests
+RUN_NOW = pd.Timestamp("2026-11-01T00:00:00Z")
+"""Clock of the source tests: ten-year window [2016-11-03, 2026-11-01 00:10] for ``events``."""
+TB_T0 = 1_511_544_070
+"""2017-11-24T17:21:10Z: a Taobao UserBehavior-era timestamp (Unix seconds)."""
+
+
+def event_row(n: int, **over: object) -> dict[str, object]:
+    """A valid raw contract event of 2026-10-01; ``over`` replaces fields (``None`` = empty)."""
+    base = {"event_id": f"e{n}", "user_id": str(n), "item_id": str(100 + n),
+            "event_type": "click", "event_ts": f"2026-10-01T10:00:{n % 60:02d}Z",
+            "session_id": "s1", "device": "web", "strength": "1.0"}
+    base.update(over)
+    return base
+
+
+def write_events_csv(path, rows: list[dict], columns: list[str] | None = None,
+                     delimiter: str = ","):
+    """Contract-named CSV (gzip when the name ends in ``.gz``)."""
+    import csv
+    import gzip
+
+    columns = columns or EVENT_SCHEMA.names
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r[c] for c in columns])
+    return path
+
+
+def tb_line(user: int, item: int, behavior: str = "pv", ts: int | str | None = None,
+            category: int | str | None = None) -> str:
+    """One UserBehavior line: ``user,item,category,behavior,timestamp``."""
+    ts = TB_T0 + user * 60 + item if ts is None else ts
+    category = 1000 + item % 7 if category is None else category
+    return f"{user},{item},{category},{behavior},{ts}"
+
+
+def write_lines(path, lines: list[str], end: str = "\n"):
+    """Text lines (gzip when the name ends in ``.gz``); ``end`` closes the last line."""
+    import gzip
+
+    data = ("\n".join(lines) + end).encode() if lines else b""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
