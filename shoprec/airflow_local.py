@@ -259,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     sa.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
     home = Path(os.environ.get("SHOPREC_HOME", "var")).resolve()
+    # Started in the background by a script or make, this process may have inherited SIGINT
+    # as ignored; restore it so Ctrl-C (or `kill -INT`) always reaches the clean stop below.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.cmd == "run-dag":
         code = run_dag(args.dag_id, airflow_env(home), args.conf)
         print(f"{args.dag_id}: {'success' if code == 0 else 'FAILED'}")
