@@ -243,3 +243,19 @@ def test_bad_input_catalogue(kind: str, settings: Settings, tmp_path: Path) -> N
 
 def test_catalogue_covers_at_least_15_kinds() -> None:
     assert len(CASES) >= 15
+
+
+def test_volume_is_compared_per_event_day(settings: Settings, tmp_path: Path) -> None:
+    """A backfill of many days at the usual daily volume is not a flood: the volume check
+    compares rows per event day (2 rows on one day before; 12 rows over 6 days now → ratio 1,
+    although the raw count is 6× the previous batch, beyond the 5× band)."""
+    config = gate_config_for("events")
+    (tmp_path / "before").mkdir()
+    run_batch([write_events_csv(tmp_path / "before" / "day.csv", good(2))], settings, "before",
+              fmt="events", now=RUN_NOW, config=config)
+    week = [event_row(i, event_ts=f"2026-10-{2 + i % 6:02d}T10:00:00Z") for i in range(10, 22)]
+    run = run_batch([write_events_csv(tmp_path / "week.csv", week)], settings, "b1",
+                    fmt="events", now=RUN_NOW, config=config)
+    assert run.ledger["stored"] == 12 and run.ledger["balanced"] is True
+    summary = json.loads(summary_path(settings, "b1").read_text())
+    assert summary["metrics"]["volume_ratio"] == pytest.approx(1.0)
