@@ -12,10 +12,11 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
-from feature_repo.online import Fetch, conform
+from feature_repo.online import Fetch
 from serving.artifacts import Artifacts
 from shoprec.contract import RANKER, USER_TOWER, Contract
 
+_NUMERIC = {"int64": np.dtype(np.int64), "float64": np.dtype(np.float64)}
 MAX_K = 100
 """Upper bound on ``k``: more than this is not a recommendation list, it is a dump."""
 
@@ -50,13 +51,36 @@ def validate_request(user_id: object, k: object) -> tuple[int, int]:
     return int(user_id), int(k)
 
 
+def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray:
+    """One feature column as a NumPy array of its contract dtype, nulls as the default.
+
+    Same filling, casting and error message as ``feature_repo.online.conform``, but per
+    column and with a fast path: a column that already has the contract dtype and no nulls
+    (what ``feast_fetcher`` returns) is used as it is, with no pandas copy per request.
+
+    Raises:
+        ValueError: naming the feature if a value cannot be cast to its dtype.
+    """
+    feat = contract.feature(name)
+    np_dtype = _NUMERIC.get(feat.dtype)
+    if name in df and np_dtype is not None:
+        values = df[name].to_numpy()
+        if values.dtype == np_dtype and not (values.dtype.kind == "f" and np.isnan(values).any()):
+            return values
+    col = df[name] if name in df else pd.Series([None] * len(df), index=df.index, dtype=object)
+    col = col.where(col.notna(), feat.default) if len(col) else col
+    try:
+        return col.astype(np_dtype if np_dtype is not None else str).to_numpy()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
+
+
 def model_inputs(df: pd.DataFrame, keys: list[str], contract: Contract,
                  service: str) -> dict[str, np.ndarray]:
     """Named input arrays for a SavedModel: entity keys as int64 plus the service's features."""
-    df = conform(df, contract, service)
     inputs = {key: df[key].to_numpy(dtype=np.int64) for key in keys}
     for feat in contract.service_features(service):
-        inputs[feat.name] = df[feat.name].to_numpy()
+        inputs[feat.name] = feature_array(df, feat.name, contract)
     return inputs
 
 
@@ -80,38 +104,66 @@ class Recommender:
         self.contract = contract
         self.n_candidates = n_candidates
 
-    def user_embedding(self, user_id: int) -> np.ndarray:
-        """The user tower's embedding, ``float32[1, D]``, from ``two_tower_user`` features."""
+    def user_features(self, user_id: int) -> pd.DataFrame:
+        """The ``two_tower_user`` features of one user (one row, contract dtypes)."""
         feats = self.fetch(USER_TOWER, pd.DataFrame({"user_id": [user_id]}))
         if len(feats) != 1:
             raise RuntimeError(f"fetch({USER_TOWER!r}) returned {len(feats)} rows for 1 user")
+        return feats
+
+    def embed_user(self, feats: pd.DataFrame) -> np.ndarray:
+        """The user tower's embedding, ``float32[1, D]``, of one row of user features."""
         inputs = model_inputs(feats, ["user_id"], self.contract, USER_TOWER)
         emb = self.artifacts.user_tower(inputs)["embedding"]
         return np.ascontiguousarray(emb, dtype=np.float32).reshape(1, -1)
 
-    def candidates(self, user_id: int, n: int) -> np.ndarray:
-        """Up to ``n`` distinct item ids, best inner product first."""
+    def user_embedding(self, user_id: int) -> np.ndarray:
+        """The user tower's embedding, ``float32[1, D]``, from ``two_tower_user`` features."""
+        return self.embed_user(self.user_features(user_id))
+
+    def search(self, embedding: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` distinct ``(item ids, inner products)``, best first."""
         n = min(n, self.artifacts.index.ntotal)
         if n == 0:
-            return np.empty(0, dtype=np.int64)
-        _, rows = self.artifacts.index.search(self.user_embedding(user_id), n)
-        rows = rows[0][rows[0] >= 0]  # FAISS pads with -1 when it finds fewer than n
-        ids = self.artifacts.item_ids[rows]
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        sims, rows = self.artifacts.index.search(embedding, n)
+        keep = rows[0] >= 0  # FAISS pads with -1 when it finds fewer than n
+        ids, sims = self.artifacts.item_ids[rows[0][keep]], sims[0][keep]
         _, first = np.unique(ids, return_index=True)  # a catalogue may repeat an id
-        return ids[np.sort(first)]
+        first = np.sort(first)
+        return ids[first], sims[first]
 
-    def score(self, user_id: int, item_ids: np.ndarray) -> np.ndarray:
-        """Ranker scores for ``(user_id, item)`` pairs, fetched in one batched feature call."""
+    def candidates(self, user_id: int, n: int) -> np.ndarray:
+        """Up to ``n`` distinct item ids, best inner product first."""
+        if min(n, self.artifacts.index.ntotal) == 0:
+            return np.empty(0, dtype=np.int64)
+        return self.search(self.user_embedding(user_id), n)[0]
+
+    def ranker_features(self, user_id: int, item_ids: np.ndarray) -> pd.DataFrame:
+        """``ranker`` features of ``(user_id, item)`` pairs in one batched fetch, in order.
+
+        The frame keeps the fetcher's ``attrs`` (``serving.fallback`` marks defaulted answers).
+        """
         entity_df = pd.DataFrame({"user_id": np.full(len(item_ids), user_id, dtype=np.int64),
-                                  "item_id": item_ids.astype(np.int64)})
+                                  "item_id": np.asarray(item_ids, dtype=np.int64)})
         feats = self.fetch(RANKER, entity_df)
         if len(feats) != len(entity_df):
             raise RuntimeError(
                 f"fetch({RANKER!r}) returned {len(feats)} rows for {len(entity_df)} pairs")
+        attrs = dict(feats.attrs)
         feats = feats.reset_index(drop=True)
         feats[["user_id", "item_id"]] = entity_df  # rows are positional; keys are ours
+        feats.attrs.update(attrs)
+        return feats
+
+    def score_features(self, feats: pd.DataFrame) -> np.ndarray:
+        """Ranker scores of rows of :meth:`ranker_features`."""
         inputs = model_inputs(feats, ["user_id", "item_id"], self.contract, RANKER)
         return np.asarray(self.artifacts.ranker(inputs)["score"], dtype=np.float64).reshape(-1)
+
+    def score(self, user_id: int, item_ids: np.ndarray) -> np.ndarray:
+        """Ranker scores for ``(user_id, item)`` pairs, fetched in one batched feature call."""
+        return self.score_features(self.ranker_features(user_id, item_ids))
 
     def recommend(self, user_id: int, k: int) -> list[Scored]:
         """Top ``k`` distinct items for ``user_id`` by ranker score, best first.

@@ -1,28 +1,50 @@
-"""The ShopRec Bento service: ``POST /recommend``.
+"""The ShopRec Bento service: ``/recommend``, ``/rank``, ``/similar_items``, ``/feedback``.
 
-A thin HTTP wrapper over :class:`serving.recommender.Recommender`. The two BentoML models are
-class attributes because BentoML collects model references from the class when it builds the
-bento; a reference created in ``__init__`` would be left out. Their tags come from the bento's
-build arguments (``serving.package`` passes the exact tags of one run), because BentoML
-resolves a ``name:latest`` reference against the whole model store again at serve time: a bento
-built with ``:latest`` would silently pick up models saved after it. Serving the source
-(``serving.service:ShopRec``, no arguments) still means ``:latest``. Before loading anything
-the service checks that both models carry the same ``run_id`` label and refuses to start
-otherwise. This module is an entry point, so it is the one place in serving that reads
-:meth:`Settings.from_env` (for the Feast store).
+A thin HTTP layer over :class:`serving.pipeline.Pipeline` (recall -> ranker -> re-rank, with
+experiments and counted fallbacks) and :mod:`serving.feedback`. Health (``/livez``,
+``/readyz``) and ``/metrics`` are BentoML's; ``/metrics`` also carries ``shoprec_fallback_total``,
+``shoprec_variant_total`` and ``shoprec_feedback_total`` (:mod:`serving.metrics`).
+
+The two BentoML models are class attributes because BentoML collects model references from the
+class when it builds the bento; a reference created in ``__init__`` would be left out. Their
+tags come from the bento's build arguments (``serving.package`` passes the exact tags of one
+run), because BentoML resolves a ``name:latest`` reference against the whole model store again
+at serve time. Serving the source (``serving.service:ShopRec``) still means ``:latest``. Before
+loading anything the service checks that both models carry the same ``run_id`` label. This
+module is an entry point, so it is the one place in serving that reads
+:meth:`Settings.from_env`. Caller errors become 4xx responses naming the problem: 400 for
+invalid input, 404 for an item the index does not hold.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+import uuid
+from typing import Annotated, Optional
 
 import bentoml
 from pydantic import BaseModel, Field
 
-from serving.recommender import MAX_K, InvalidRequest
+from serving.api import (
+    MAX_ID,
+    MAX_LIST,
+    Context,
+    FeedbackEvent,
+    FeedbackResponse,
+    Id,
+    RankResponse,
+    RecommendResponse,
+    SimilarResponse,
+)
+from serving.recommender import MAX_K
+from shoprec.contract import EVENT_SCHEMA
+
+log = logging.getLogger(__name__)
 
 RETRIEVAL_MODEL = "shoprec_retrieval"
 RANKER_MODEL = "shoprec_ranker"
+NO_PUSH = ("not pushed: the feature repo defines no Feast push source yet; the next pipeline "
+           "run ingests the landing file")
 
 
 class BentoArgs(BaseModel):
@@ -35,6 +57,8 @@ class BentoArgs(BaseModel):
 
 
 ARGS = bentoml.use_arguments(BentoArgs)
+UserId = Annotated[int, Field(ge=0, le=MAX_ID, description="Shop user id.")]
+K = Annotated[int, Field(ge=1, le=MAX_K, description="How many items.")]
 
 
 @bentoml.service(
@@ -44,40 +68,128 @@ ARGS = bentoml.use_arguments(BentoArgs)
     envs=[{"name": "TF_USE_LEGACY_KERAS", "value": "1"}],
 )
 class ShopRec:
-    """Two-stage recommendations: two-tower retrieval over FAISS, DCN ranker re-scoring."""
+    """Two-stage recommendations with re-ranking, A/B experiments and a feedback loop."""
 
     retrieval = bentoml.models.BentoModel(ARGS.retrieval_model)
     ranker = bentoml.models.BentoModel(ARGS.ranker_model)
 
     def __init__(self) -> None:
-        """Load SavedModels and the index once per worker and open the Feast online store."""
+        """Load models, index, configs and catalogue once per worker; open the online store."""
+        import pandas as pd
+
         from feature_repo.online import feast_fetcher, open_feature_store
         from serving.artifacts import load_artifacts
+        from serving.config import load_experiments, load_pipeline, load_rerank
+        from serving.fallback import CounterLog, ResilientFetch, load_catalogue
+        from serving.feedback import PurchaseMemory, recent_purchases
+        from serving.metrics import prometheus_sink
+        from serving.pipeline import Pipeline
         from serving.recommender import Recommender
         from serving.registry import check_same_run
+        from serving.similar import ItemNeighbours
         from shoprec.settings import Settings
 
         self.version = check_same_run(str(self.retrieval.tag), self.retrieval.info.labels,
                                       str(self.ranker.tag), self.ranker.info.labels,
                                       ARGS.run_id or None)
-        settings = Settings.from_env()
-        contract = settings.load_contract()
+        self.settings = Settings.from_env()
+        contract = self.settings.load_contract()
+        config, rules = load_pipeline(contract), load_rerank()
+        self.counters = CounterLog(prometheus_sink())
         artifacts = load_artifacts(self.retrieval.path, self.ranker.path)
-        store = open_feature_store(settings)
-        self.recommender = Recommender(artifacts, feast_fetcher(store, contract), contract)
-        # Warm up before /readyz turns green: the first call traces TF functions and loads
-        # the Feast registry (~1 s), and a missing online store should fail startup, not users.
-        self.recommender.recommend(0, 1)
+        raw = feast_fetcher(open_feature_store(self.settings), contract)
+        # Warm up with the raw fetcher before /readyz turns green: the first call traces TF
+        # functions and loads the Feast registry, and a broken store config fails startup.
+        Recommender(artifacts, raw, contract).recommend(0, 1)
+        fetch = ResilientFetch(raw, contract, self.counters, config.retry_after_s)
+        purchases = PurchaseMemory(rules.purchase_window_days)
+        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=rules.purchase_window_days)
+        purchases.add_frame(recent_purchases(self.settings, since))
+        self.pipeline = Pipeline(
+            Recommender(artifacts, fetch, contract, n_candidates=config.n_candidates),
+            load_catalogue(self.settings.features_dir, contract, config.roles, "popularity",
+                           artifacts.item_ids),
+            purchases, config, rules, load_experiments(), self.counters,
+            ItemNeighbours(artifacts.index, artifacts.item_ids))
+
+    @staticmethod
+    def _bad_request(err: Exception) -> bentoml.exceptions.BentoMLException:
+        return bentoml.exceptions.InvalidArgument(str(err))
 
     @bentoml.api
-    def recommend(
-        self,
-        user_id: Annotated[int, Field(ge=0, description="Shop user id.")],
-        k: Annotated[int, Field(ge=1, le=MAX_K, description="How many items.")] = 10,
-    ) -> dict:
-        """Top ``k`` items for ``user_id``, best first: ``{user_id, items, model_version}``."""
+    def recommend(self, user_id: UserId, k: K = 10,
+                  context: Optional[Context] = None) -> RecommendResponse:  # noqa: UP045
+        """Top ``k`` items for ``user_id``: recall, ranker, re-ranking rules, A/B variants."""
+        from serving.experiments import encode
+        from serving.pipeline import RequestContext
+        from serving.recommender import InvalidRequest
+
+        ctx = None if context is None else RequestContext(
+            context.device, context.page,
+            None if context.categories is None else frozenset(context.categories),
+            frozenset(context.exclude))
         try:
-            items = self.recommender.recommend(user_id, k)
+            answer = self.pipeline.recommend(user_id, k, ctx)
         except InvalidRequest as err:
-            raise bentoml.exceptions.InvalidArgument(str(err)) from err
-        return {"user_id": user_id, "items": items, "model_version": self.version}
+            raise self._bad_request(err) from err
+        except Exception:  # noqa: BLE001 - a bug must not cost the shop its recommendations
+            log.exception("recommend failed for user %s; serving popularity", user_id)
+            answer = self.pipeline.last_resort(user_id, k, ctx)
+        return RecommendResponse(user_id=user_id, items=answer.items, model_version=self.version,
+                                 request_id=uuid.uuid4().hex, variant=encode(answer.variants),
+                                 variants=answer.variants, cold_start=answer.cold_start,
+                                 fallbacks=answer.fallbacks)
+
+    @bentoml.api
+    def rank(self, user_id: UserId,
+             item_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_LIST)]
+             ) -> RankResponse:
+        """Score the given candidates for ``user_id`` with the ranker, best first."""
+        from serving.recommender import InvalidRequest
+
+        try:
+            items, fallbacks = self.pipeline.rank(user_id, item_ids)
+        except InvalidRequest as err:
+            raise self._bad_request(err) from err
+        return RankResponse(user_id=user_id, items=items, model_version=self.version,
+                            fallbacks=fallbacks)
+
+    @bentoml.api
+    def similar_items(self, item_id: Annotated[int, Field(ge=0, le=MAX_ID)],
+                      k: K = 10) -> SimilarResponse:
+        """The ``k`` items nearest to ``item_id`` in the two-tower item embedding space."""
+        from serving.recommender import InvalidRequest
+        from serving.similar import UnknownItem
+
+        try:
+            items = self.pipeline.similar(item_id, k)
+        except InvalidRequest as err:
+            raise self._bad_request(err) from err
+        except UnknownItem as err:
+            raise bentoml.exceptions.NotFound(str(err)) from err
+        return SimilarResponse(item_id=item_id, items=items, model_version=self.version)
+
+    @bentoml.api
+    def feedback(self, events: Annotated[list[FeedbackEvent], Field(min_length=1,
+                                                                    max_length=MAX_LIST)]
+                 ) -> FeedbackResponse:
+        """Store impressions, clicks, carts and purchases for the next training run."""
+        from datetime import UTC, datetime
+
+        from serving.experiments import assign, encode
+        from serving.fallback import FEEDBACK
+        from serving.feedback import InvalidFeedback, normalise, write_feedback
+
+        now = datetime.now(UTC)
+        layers = self.pipeline.layers
+        try:
+            frame = normalise([e.model_dump(exclude_none=True) for e in events], now,
+                              lambda user: encode(assign(layers, user)[0]))
+        except InvalidFeedback as err:
+            raise self._bad_request(err) from err
+        path = write_feedback(self.settings, frame, now)
+        self.pipeline.purchases.add_frame(frame)
+        for event_type, n in frame["event_type"].value_counts().items():
+            self.counters.inc(FEEDBACK, float(n), event_type=str(event_type))
+        return FeedbackResponse(stored=len(frame), file=str(path.relative_to(self.settings.home)),
+                                event_ids=frame[EVENT_SCHEMA.key].tolist(), online_push=NO_PUSH)

@@ -1,0 +1,67 @@
+"""Daily A/B report: CTR and CVR per experiment variant, with confidence intervals.
+
+Reads the feedback the Bento's ``/feedback`` endpoint logged (each event carries the variant
+the user was served) and writes ``reports/ab/ab_report.json``. Cheap to parse: only
+``airflow.sdk`` and ``shoprec.runrecords`` are imported at module level.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from shoprec.runrecords import jsonable, record_failure
+
+DOC_MD = """
+### ShopRec A/B report
+
+CTR (clicks / impressions) and CVR (purchases / clicks) per experiment layer and variant, with
+Wilson 95% intervals, from the feedback logged under `landing/events/feedback/`.
+
+| task | what it does | look at |
+|---|---|---|
+| `report` | aggregates the logged feedback of the last `days` days | `reports/ab/ab_report.json` |
+"""
+
+
+def _on_failure(context: dict) -> None:
+    from shoprec.settings import Settings
+
+    ti = context["ti"]
+    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
+                   context.get("exception"), getattr(ti, "try_number", None))
+
+
+@dag(
+    dag_id="shoprec_ab_report",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=DOC_MD,
+    params={"days": Param(14, type="integer", minimum=1, maximum=365,
+                          description="How many days of feedback to include.")},
+    tags=["shoprec"],
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=1),
+                  "on_failure_callback": _on_failure},
+)
+def shoprec_ab_report() -> None:
+    """One task: the report."""
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def report(params: dict | None = None) -> dict:
+        """Compute and write the A/B report; print its table to the task log."""
+        from serving.ab_report import ab_report
+        from shoprec.settings import Settings
+
+        params = params or {}
+        result = ab_report(Settings.from_env(), days=int(params.get("days", 14)))
+        print(result)
+        return jsonable(result)
+
+    report()
+
+
+dag = shoprec_ab_report()

@@ -1,0 +1,292 @@
+"""The ``/recommend`` and ``/rank`` pipelines: recall -> ranker -> re-rank -> top k, degrading.
+
+:class:`Pipeline` composes the pure parts (no BentoML here, so all of it is tested in-process):
+
+1. **Experiments** (:mod:`serving.experiments`): the user's variant per layer sets
+   ``use_ranker``, ``popularity_quota`` and ``diversity``; each assignment is counted.
+2. **User features** through a :class:`~serving.fallback.ResilientFetch` (store down ->
+   contract defaults). A user whose tower features all equal the defaults (no row within the
+   TTL, or no activity in 30 days) is *cold*: the popularity source is added with at least
+   ``cold_start_popularity_quota`` guaranteed candidates.
+3. **Recall**: the two-tower FAISS search (``two_tower``) and, when the quota is > 0, the
+   popularity list (``popularity``), merged by :func:`serving.merge.merge` (reciprocal-rank
+   fusion, popularity quota). Every item keeps the sources that produced it.
+4. **Ranker**: one batched feature read and one model call for all candidates; if the model
+   fails (or the variant is ``use_ranker: false``) the recall order and fusion scores are kept.
+5. **Re-rank** (:mod:`serving.rerank`) with the item attributes of the same feature read (of
+   the startup catalogue when the store answered with defaults); already-purchased items come
+   from :class:`~serving.feedback.PurchaseMemory`.
+6. **Fill**: if fewer than ``k`` items remain, the popularity list (filtered the same way) fills
+   the rest with score 0 (they were not scored by the ranker) - the last resort.
+
+Every degraded step is counted (``fallback{reason}``) and listed in the answer's ``fallbacks``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.config import PipelineConfig
+from serving.experiments import Layer, assign
+from serving.fallback import DEFAULTED, FALLBACK, VARIANT, Catalogue, CounterLog
+from serving.feedback import PurchaseMemory
+from serving.merge import MergePolicy, merge
+from serving.recommender import InvalidRequest, Recommender, feature_array, validate_request
+from serving.rerank import RerankConfig, Slate, keep_mask, rerank
+from serving.similar import ItemNeighbours
+from shoprec.contract import DEVICES, USER_TOWER
+
+log = logging.getLogger(__name__)
+
+TWO_TOWER, POPULARITY = "two_tower", "popularity"
+MAX_ID = 2**63 - 1
+MAX_CATEGORIES = 100
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Optional context of a ``/recommend`` call."""
+
+    device: str | None = None
+    page: str | None = None
+    categories: frozenset[int] | None = None
+    exclude: frozenset[int] = frozenset()
+
+
+@dataclass
+class Answer:
+    """What ``/recommend`` returns (before HTTP serialisation)."""
+
+    items: list[dict[str, Any]]
+    variants: dict[str, str]
+    fallbacks: list[str] = field(default_factory=list)
+    cold_start: bool = False
+
+
+def check_ids(name: str, values: Sequence[Any], limit: int) -> list[int]:
+    """Distinct non-negative 64-bit integer ids, at most ``limit`` of them.
+
+    Raises:
+        InvalidRequest: naming ``name`` and the offending value.
+    """
+    if len(values) > limit:
+        raise InvalidRequest(f"{name} holds {len(values)} ids; at most {limit} are allowed")
+    seen: set[int] = set()
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v <= MAX_ID:
+            raise InvalidRequest(f"{name} must hold integers in [0, 2**63), got {v!r}")
+        if int(v) in seen:
+            raise InvalidRequest(f"{name} repeats id {v}")
+        seen.add(int(v))
+    return [int(v) for v in values]
+
+
+class Pipeline:
+    """Recommend, rank and find similar items with counted fallbacks (module docstring)."""
+
+    def __init__(self, recommender: Recommender, catalogue: Catalogue, purchases: PurchaseMemory,
+                 config: PipelineConfig, rerank_config: RerankConfig, layers: Sequence[Layer],
+                 counters: CounterLog, neighbours: ItemNeighbours | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """Keep the parts; the last-resort order is popularity, else the index order."""
+        self.rec, self.catalogue, self.purchases = recommender, catalogue, purchases
+        self.config, self.rules, self.layers = config, rerank_config, tuple(layers)
+        self.counters, self.neighbours, self.clock = counters, neighbours, clock
+        self.contract = recommender.contract
+        ids = recommender.artifacts.item_ids
+        self.popular = catalogue.popular if len(catalogue.popular) else \
+            ids[np.sort(np.unique(ids, return_index=True)[1])]
+        self.user_defaults = self.contract.defaults(
+            [f.name for f in self.contract.service_features(USER_TOWER)])
+        self.no_category = float(self.contract.feature(config.roles["category"]).default)
+
+    def check_context(self, ctx: RequestContext | None) -> RequestContext:
+        """Validate a context (device, page, id lists) and return it (empty when ``None``)."""
+        ctx = ctx or RequestContext()
+        if ctx.device is not None and ctx.device not in DEVICES:
+            raise InvalidRequest(f"context.device must be one of {list(DEVICES)}, "
+                                 f"got {ctx.device!r}")
+        if ctx.page is not None and ctx.page not in self.config.pages:
+            raise InvalidRequest(f"context.page must be one of {list(self.config.pages)}, "
+                                 f"got {ctx.page!r}")
+        check_ids("context.exclude", list(ctx.exclude), self.config.max_exclude)
+        if ctx.categories is not None:
+            check_ids("context.categories", list(ctx.categories), MAX_CATEGORIES)
+        return ctx
+
+    def _degrade(self, fallbacks: list[str], reason: str, count: bool = True) -> None:
+        if reason not in fallbacks:
+            fallbacks.append(reason)
+        if count:
+            self.counters.inc(FALLBACK, reason=reason)
+
+    def is_cold(self, user_feats: pd.DataFrame) -> bool:
+        """Whether every user-tower feature of the (one-row) frame is at its default."""
+        return all(feature_array(user_feats, name, self.contract)[0] == value
+                   for name, value in self.user_defaults.items())
+
+    def popularity_list(self, n: int) -> list[tuple[int, float]]:
+        """The ``n`` most popular items with their popularity (0 where unknown)."""
+        ids = self.popular[:n]
+        pop = self.catalogue.attributes(ids)["popularity"].fillna(0.0).to_numpy()
+        return list(zip(ids.tolist(), pop.tolist(), strict=True))
+
+    def _slate(self, ids: np.ndarray, scores: np.ndarray, feats: pd.DataFrame | None) -> Slate:
+        roles = self.config.roles
+        if feats is not None and not feats.attrs.get(DEFAULTED, False):
+            attrs = {r: feature_array(feats, roles[r], self.contract).astype(np.float64)
+                     for r in roles}  # a missing row means the contract defaults
+        else:  # store values unavailable: the startup catalogue, NaN for unknown items
+            table = self.catalogue.attributes(ids)
+            attrs = {r: table[r].to_numpy(dtype=np.float64) for r in roles}
+        return Slate(ids, scores, attrs["category"], attrs["stock"], attrs["age_days"],
+                     no_category=self.no_category)
+
+    def _recall(self, user_id: int, k: int, params: dict, fallbacks: list[str]
+                ) -> tuple[list, bool]:
+        feats = self.rec.user_features(user_id)
+        if feats.attrs.get(DEFAULTED):
+            self._degrade(fallbacks, "feature_store", count=False)  # counted by the fetch
+        cold = self.is_cold(feats)
+        if cold:
+            self._degrade(fallbacks, "cold_start")
+        n = max(self.config.n_candidates, k)
+        lists: dict[str, list[tuple[int, float]]] = {}
+        try:
+            ids, sims = self.rec.search(self.rec.embed_user(feats), n)
+            lists[TWO_TOWER] = list(zip(ids.tolist(), sims.tolist(), strict=True))
+        except Exception:  # noqa: BLE001 - a broken tower degrades to popularity
+            log.exception("two-tower recall failed for user %s", user_id)
+            self._degrade(fallbacks, "recall")
+        quota = params["popularity_quota"]
+        if cold:
+            quota = max(quota, self.config.cold_start_popularity_quota)
+        if quota > 0:
+            lists[POPULARITY] = self.popularity_list(self.config.popularity_candidates)
+        if not any(lists.values()):
+            return [], cold
+        policy = MergePolicy(quotas={POPULARITY: min(quota, n)} if POPULARITY in lists else {},
+                             priority=(TWO_TOWER, POPULARITY))
+        return merge(lists, n, policy), cold
+
+    def recommend(self, user_id: Any, k: Any, context: RequestContext | None = None) -> Answer:
+        """Top ``k`` items for ``user_id`` (module docstring).
+
+        Raises:
+            InvalidRequest: for a bad ``user_id``, ``k`` or context, before any work is done.
+        """
+        user_id, k = validate_request(user_id, k)
+        if user_id > MAX_ID:
+            raise InvalidRequest(f"user_id must be < 2**63, got {user_id}")
+        ctx = self.check_context(context)
+        variants, params = assign(self.layers, user_id)
+        for layer, variant in variants.items():
+            self.counters.inc(VARIANT, layer=layer, variant=variant)
+        fallbacks: list[str] = []
+        cands, cold = self._recall(user_id, k, params, fallbacks)
+        purchased = self.purchases.items(user_id, self.clock()) \
+            if self.rules.already_purchased else set()
+        items: list[dict[str, Any]] = []
+        if cands:
+            ids = np.array([c.item_id for c in cands], dtype=np.int64)
+            fused = np.array([c.score for c in cands], dtype=np.float64)
+            feats = self.rec.ranker_features(user_id, ids)
+            if feats.attrs.get(DEFAULTED):
+                self._degrade(fallbacks, "feature_store", count=False)
+            scores = fused
+            if params["use_ranker"]:
+                try:
+                    scores = self.rec.score_features(feats)
+                    if scores.shape != fused.shape or not np.isfinite(scores).all():
+                        raise ValueError(f"ranker returned {scores.shape} scores, non-finite "
+                                         f"or of the wrong shape, for {len(ids)} items")
+                except Exception:  # noqa: BLE001 - keep the recall order
+                    log.exception("ranker failed for user %s", user_id)
+                    self._degrade(fallbacks, "ranker")
+                    scores = fused
+            order = np.argsort(-scores, kind="stable")
+            slate = self._slate(ids[order], scores[order], feats.iloc[order])
+            rules = dataclasses.replace(self.rules, diversity=params["diversity"]) \
+                if params["diversity"] else self.rules
+            sim = self.neighbours.cosine(slate.item_ids) \
+                if rules.diversity == "mmr" and self.neighbours is not None else None
+            rows, final = rerank(slate, rules, purchased=purchased, exclude=ctx.exclude,
+                                 categories=ctx.categories, similarity=sim)
+            for r, score in zip(rows[:k], final[:k], strict=False):
+                cand = cands[order[r]]
+                items.append({"item_id": cand.item_id, "score": float(score),
+                              "sources": list(cand.sources)})
+        if len(items) < k:
+            self._fill(items, k, ctx, purchased, fallbacks)
+        return Answer(items, variants, fallbacks, cold)
+
+    def last_resort(self, user_id: int, k: int, context: RequestContext | None) -> Answer:
+        """Popular items only, for when :meth:`recommend` itself failed (``error`` fallback)."""
+        fallbacks = ["error"]
+        self.counters.inc(FALLBACK, reason="error")
+        items: list[dict[str, Any]] = []
+        self._fill(items, k, context or RequestContext(), set(), fallbacks)
+        return Answer(items, assign(self.layers, user_id)[0], fallbacks)
+
+    def _fill(self, items: list[dict[str, Any]], k: int, ctx: RequestContext,
+              purchased: set[int], fallbacks: list[str]) -> None:
+        """Append popular items that pass the filters until ``k`` (score 0, unranked)."""
+        taken = {it["item_id"] for it in items}
+        ids = self.popular
+        slate = self._slate(ids, np.zeros(len(ids)), None)
+        keep, _ = keep_mask(slate, self.rules, purchased=purchased, exclude=ctx.exclude | taken,
+                            categories=ctx.categories)
+        added = [int(i) for i in ids[keep][:k - len(items)]]
+        if added:
+            self._degrade(fallbacks, POPULARITY)
+            items.extend({"item_id": i, "score": 0.0, "sources": [POPULARITY]} for i in added)
+
+    def rank(self, user_id: Any, item_ids: Sequence[Any]) -> tuple[list[dict[str, Any]],
+                                                                  list[str]]:
+        """Score ``item_ids`` for ``user_id`` with the ranker; best first.
+
+        If the ranker fails the items come back in the given order with ``score: None``.
+
+        Raises:
+            InvalidRequest: for a bad user id or item list (empty, too long, repeated ids).
+        """
+        user_id, _ = validate_request(user_id, 1)
+        if user_id > MAX_ID:
+            raise InvalidRequest(f"user_id must be < 2**63, got {user_id}")
+        ids = check_ids("item_ids", list(item_ids), self.config.max_rank_items)
+        if not ids:
+            raise InvalidRequest("item_ids must hold at least one id")
+        fallbacks: list[str] = []
+        feats = self.rec.ranker_features(user_id, np.array(ids, dtype=np.int64))
+        if feats.attrs.get(DEFAULTED):
+            self._degrade(fallbacks, "feature_store", count=False)
+        try:
+            scores = self.rec.score_features(feats)
+            if scores.shape != (len(ids),) or not np.isfinite(scores).all():
+                raise ValueError(f"ranker returned unusable scores {scores!r}")
+        except Exception:  # noqa: BLE001 - answer unscored rather than fail
+            log.exception("ranker failed in /rank for user %s", user_id)
+            self._degrade(fallbacks, "ranker")
+            return [{"item_id": i, "score": None} for i in ids], fallbacks
+        order = np.argsort(-scores, kind="stable")
+        return [{"item_id": ids[i], "score": float(scores[i])} for i in order], fallbacks
+
+    def similar(self, item_id: Any, k: Any) -> list[dict[str, Any]]:
+        """The ``k`` nearest items of ``item_id`` in the item index.
+
+        Raises:
+            InvalidRequest: for a bad id or ``k``; ``serving.similar.UnknownItem`` for an item
+                the index does not hold.
+        """
+        item_id, k = validate_request(item_id, k)
+        if self.neighbours is None:
+            raise RuntimeError("this pipeline was built without an item index")
+        return [{"item_id": i, "score": s} for i, s in self.neighbours.similar(item_id, k)]
