@@ -1,0 +1,51 @@
+"""The platform two-tower model run as a recall source on interaction data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from shoprec.contract import CONTRACT, ITEM_TOWER
+from shoprec.recipes import Attr
+from training.config import ModelConfig
+from training.recall_datasets import Interactions, from_frame
+from training.recall_eval_two_tower import fit_two_tower, tower_frame
+
+
+def clusters() -> Interactions:
+    """Even users only take items 0-9 (category 1), odd users only items 10-19 (category 2)."""
+    rng = np.random.default_rng(0)
+    rows = [(u, int((0 if u % 2 == 0 else 10) + rng.integers(0, 10)), t)
+            for u in range(80) for t in range(12)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "ts"])
+    items = pd.DataFrame({"item_id": np.arange(20), "category_id": [1] * 10 + [2] * 10,
+                          "shop_id": np.arange(20) % 3})
+    return from_frame("clusters", frame, items=items)
+
+
+def test_tower_frame_takes_attributes_from_recipes_and_defaults_the_rest() -> None:
+    data = clusters()
+    frame = tower_frame(data, np.array([0, 1]), np.array([3, 15]), CONTRACT)
+    assert frame["user_id"].tolist() == [0, 1] and frame["item_id"].tolist() == [3, 15]
+    for feat in CONTRACT.service_features(ITEM_TOWER):
+        if isinstance(feat.recipe, Attr) and feat.recipe.column == "category_id":
+            assert frame[feat.name].tolist() == [1, 2]
+        elif isinstance(feat.recipe, Attr) and feat.recipe.column == "shop_id":
+            assert frame[feat.name].tolist() == [0, 0]
+        elif not isinstance(feat.recipe, Attr):
+            assert frame[feat.name].tolist() == [feat.default] * 2
+
+
+def test_two_tower_source_learns_the_clusters() -> None:
+    data = clusters()
+    model = fit_two_tower(data, config=ModelConfig(embedding_dim=8, id_embedding_dim=8,
+                                                   cat_embedding_dim=4, tower_units=()),
+                          epochs=15, batch_size=128)
+    items, scores = model.recommend(data, np.arange(80), 10, exclude_history=False)
+    own = np.where(np.arange(80)[:, None] % 2 == 0, items < 10, items >= 10)
+    assert own.mean() > 0.9
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    items, _ = model.recommend(data, np.array([0]), 20)
+    seen = set(data.item[data.user == 0].tolist())
+    assert seen.isdisjoint(items[0][items[0] >= 0].tolist())
+    assert len(items[0][items[0] >= 0]) == 20 - len(seen)
