@@ -22,7 +22,7 @@ PORT ?= 3000
 PRESET ?= default
 PYTEST_ARGS ?=
 
-.PHONY: help install run pipeline serve test test-fast lint airflow feast-ui bench clean
+.PHONY: help install run pipeline serve test test-fast lint airflow feast-ui eval bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/\t/'
@@ -62,6 +62,9 @@ airflow: install  ## airflow standalone with the DAGs; Ctrl-C stops every proces
 
 feast-ui: install  ## the Feast registry browser on localhost:8888
 	$(PY) -m feature_repo.ui --port 8888 --apply
+
+eval: install  ## recall evaluation: generated data, Amazon Beauty, MovieLens-100K (DATA=../shared/data)
+	$(PY) benchmarks/eval_recall.py --data $(or $(DATA),$(ROOT)/../shared/data)
 
 bench: install  ## benchmarks (figures as a table + one JSON line each)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
