@@ -147,6 +147,21 @@ def _manifest(settings: Settings, contract: Contract, run_id: str, part: str,
             "seed": settings.seed, **train_info, "config": asdict(cfg), **extra}
 
 
+
+def _split(settings: Settings, dataset: str, sample_size: int | None,
+           what: str) -> tuple[pd.Timestamp, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(cutoff, full train split, held-out split, sampled train rows)`` of one dataset.
+
+    Both parts use the same cutoff (from both datasets), so neither trains on the period the
+    other is evaluated on.
+    """
+    cutoff = dataset_cutoff(settings)
+    full_train, val = load_split(settings, dataset, cutoff)
+    train_df = sample_rows(full_train, sample_size, settings.seed)
+    if train_df.empty:
+        raise ValueError(f"time split left no {what} training rows; need data spanning time")
+    return cutoff, full_train, val, train_df
+
 def train_retrieval(settings: Settings, contract: Contract, run_id: str,
                     item_features: pd.DataFrame, *, epochs: int, batch_size: int,
                     sample_size: int | None = None, config: ModelConfig | None = None) -> Path:
@@ -175,11 +190,7 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
     missing = {"item_id", *(s.name for s in i_specs)} - set(item_features.columns)
     if missing:
         raise KeyError(f"item_features lacks columns {sorted(missing)}")
-    cutoff = dataset_cutoff(settings)
-    full_train, val = load_split(settings, RETRIEVAL_SET, cutoff)
-    train_df = sample_rows(full_train, sample_size, settings.seed)
-    if train_df.empty:
-        raise ValueError("time split left no retrieval training rows; need data spanning time")
+    cutoff, full_train, val, train_df = _split(settings, RETRIEVAL_SET, sample_size, "retrieval")
     deterministic = seed_everything(settings.seed)
     model = build_two_tower(contract, train_df, cfg)
     ds = make_dataset(train_df, u_specs + i_specs, batch_size, settings.seed, cfg.shuffle_buffer)
@@ -234,11 +245,7 @@ def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs:
     _check_args(run_id, epochs, batch_size)
     cfg = config or ModelConfig()
     specs = ranker_inputs(contract)
-    cutoff = dataset_cutoff(settings)
-    full_train, val = load_split(settings, RANKER_SET, cutoff)
-    train_df = sample_rows(full_train, sample_size, settings.seed)
-    if train_df.empty:
-        raise ValueError("time split left no ranker training rows; need data spanning time")
+    cutoff, full_train, val, train_df = _split(settings, RANKER_SET, sample_size, "ranker")
     deterministic = seed_everything(settings.seed)
     model = build_ranker(contract, train_df, cfg)
     ds = make_dataset(train_df, specs, batch_size, settings.seed, cfg.shuffle_buffer,
