@@ -29,7 +29,7 @@ from shoprec.recipes import (
 )
 
 Dtype = Literal["int64", "float64", "string", "timestamp"]
-Kind = Literal["categorical", "numeric", "count"]
+Kind = Literal["categorical", "numeric", "count", "sequence"]
 
 EVENT_TYPES: tuple[str, ...] = ("impression", "click", "cart", "fav", "purchase")
 """Funnel order: an impression may lead to a click, then cart/fav, then purchase."""
@@ -143,6 +143,11 @@ class Feature:
         recipe: How the feature builder computes it (:mod:`shoprec.recipes`).
         vocab_size: For categorical ids, the hashing bucket count used inside the model.
         description: Shown in the Feast registry/UI.
+        max_len: For ``sequence`` features, the fixed length models see: values are kept newest
+            last and left-padded with ``default`` (the pad element) up to ``max_len``.
+        target: For ``sequence`` features, the model input the sequence is attended against
+            (``item_id`` for the item-id history, ``i_category_id`` for the category history),
+            so DIN/DIEN can share one embedding table between the history and the candidate.
     """
 
     name: str
@@ -154,6 +159,8 @@ class Feature:
     recipe: Recipe | None = None
     vocab_size: int = 0
     description: str = ""
+    max_len: int = 0
+    target: str = ""
 
 
 @dataclass(frozen=True)

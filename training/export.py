@@ -21,9 +21,14 @@ SIGNATURE = "serving_default"
 
 
 def signature_specs(specs: list[InputSpec]) -> list[Any]:
-    """One ``TensorSpec([None], contract dtype, name=feature)`` per input, in spec order."""
+    """One ``TensorSpec`` per input, in spec order, named after the feature.
+
+    Scalars are ``[None]``; a ``sequence`` input is ``[None, max_len]`` (already padded by the
+    caller with the contract's pad element), so the graph never sees ragged input.
+    """
     tf = tensorflow()
-    return [tf.TensorSpec(shape=[None], dtype=tf_dtype(s.dtype), name=s.name) for s in specs]
+    return [tf.TensorSpec(shape=[None, s.max_len] if s.kind == "sequence" else [None],
+                          dtype=tf_dtype(s.dtype), name=s.name) for s in specs]
 
 
 def export_model(forward: Callable[[dict[str, Any]], Any], trackable: Any,

@@ -25,14 +25,21 @@ class InputSpec:
     Attributes:
         name: Input name: a contract feature name, ``user_id`` or ``item_id``.
         dtype: Contract dtype of the raw value (``int64``, ``float64`` or ``string``).
-        kind: ``id``, ``categorical``, ``count`` or ``numeric``; decides the preprocessing.
-        vocab: Hash-bucket count for ``id`` / ``categorical`` inputs (0 otherwise).
+        kind: ``id``, ``categorical``, ``count``, ``numeric`` or ``sequence``; decides the
+            preprocessing.
+        vocab: Hash-bucket count for ``id`` / ``categorical`` inputs, and for id sequences
+            (0 otherwise).
+        max_len: Fixed length of a ``sequence`` input (``[B, max_len]``, newest last,
+            left-padded); 0 for scalar inputs.
+        target: For a ``sequence``, the input it is attended against (shares its embedding).
     """
 
     name: str
     dtype: str
     kind: str
     vocab: int = 0
+    max_len: int = 0
+    target: str = ""
 
 
 Stats = dict[str, tuple[float, float]]

@@ -45,6 +45,14 @@ def fingerprint(home: Path) -> dict[str, object]:
     return out
 
 
+def newest_backfill_id(server: Standalone, headers: dict) -> int | None:
+    """Id of the newest backfill of the DAG, or None when it has none."""
+    found = httpx.get(f"{server.url}/api/v2/backfills", headers=headers,
+                      params={"dag_id": DAG, "order_by": "-id", "limit": 1},
+                      timeout=30).json()["backfills"]
+    return found[0]["id"] if found else None
+
+
 def backfill(server: Standalone, headers: dict, reprocess: bool) -> list[dict]:
     """Create a 3-day backfill with the CLI, wait until Airflow marks it complete, and return
     its runs (one per day, oldest first)."""
@@ -52,12 +60,20 @@ def backfill(server: Standalone, headers: dict, reprocess: bool) -> list[dict]:
            "--from-date", DAYS[0], "--to-date", DAYS[1], "--dag-run-conf", '{"models": []}']
     if reprocess:
         cmd += ["--reprocess-behavior", "completed"]
-    for _ in range(5):  # SQLite: the CLI may meet the scheduler's write lock; try again
+    known = newest_backfill_id(server, headers)
+    for _ in range(5):
         res = subprocess.run(cmd, env=server.env, capture_output=True, text=True, timeout=180)
-        if res.returncode == 0 or "database is locked" not in res.stderr + res.stdout:
+        if res.returncode == 0:
+            break
+        # SQLite: the CLI may meet the scheduler's write lock *after* its backfill row was
+        # committed; a retry would then be refused as "already running". A new backfill row
+        # means the attempt took effect.
+        if newest_backfill_id(server, headers) != known:
+            break
+        if "database is locked" not in res.stderr + res.stdout:
             break
         time.sleep(5)
-    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert newest_backfill_id(server, headers) != known, (res.stdout + res.stderr)[-4000:]
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         newest = httpx.get(f"{server.url}/api/v2/backfills", headers=headers,
