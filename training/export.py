@@ -78,13 +78,17 @@ def export_ranker(ranker: Any, specs: list[InputSpec], path: Path) -> Path:
 def call_saved(path: Path | Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Run ``serving_default`` of a SavedModel (path or loaded object) on numpy inputs.
 
-    Returns the single output as numpy. Used for the reload check and to embed the catalogue
-    with the *exported* item tower, so the index is built by exactly what serving loads.
+    Returns the single output as numpy, or the ``score`` output of a multi-output ranker (which
+    also exports one probability per task; ``score`` is what serving ranks by). Used for the
+    reload check and to embed the catalogue with the *exported* item tower, so the index is built
+    by exactly what serving loads.
     """
     tf = tensorflow()
     loaded = tf.saved_model.load(str(path)) if isinstance(path, (str, Path)) else path
     fn = loaded.signatures[SIGNATURE]
     out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+    if "score" in out:
+        return out["score"].numpy()
     (value,) = out.values()
     return value.numpy()
 

@@ -1,0 +1,129 @@
+"""Ranker building blocks against hand computations (numpy, written from the papers' formulas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shoprec.tf_runtime import tensorflow
+from training.rankers.inputs import masked_mean
+from training.rankers.layers import bi_interaction, dice_class, fm_second_order
+from training.rankers.pnn import inner_products, outer_product
+from training.rankers.sequence import augru_class, din_attention_class, masked_softmax
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_fm_second_order_on_two_fields() -> None:
+    fields = np.array([[[1.0, 2.0], [3.0, -1.0]]], np.float32)  # v1, v2 of one example
+    # <v1, v2> = 1*3 + 2*(-1) = 1 ; NFM keeps the element-wise product [3, -2].
+    np.testing.assert_allclose(fm_second_order(fields).numpy(), [1.0], rtol=1e-6)
+    np.testing.assert_allclose(bi_interaction(fields).numpy(), [[3.0, -2.0]], rtol=1e-6)
+
+
+def test_fm_second_order_equals_sum_over_pairs() -> None:
+    v = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    pairs = sum(np.sum(v[:, i] * v[:, j], axis=-1) for i in range(4) for j in range(i + 1, 4))
+    np.testing.assert_allclose(fm_second_order(v).numpy(), pairs, rtol=1e-5)
+
+
+def test_pnn_products_by_hand() -> None:
+    fields = np.array([[[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]]], np.float32)
+    # pairs (0,1), (0,2), (1,2): 3-2=1, .5+1=1.5, 1.5-.5=1
+    np.testing.assert_allclose(inner_products(fields).numpy(), [[1.0, 1.5, 1.0]], rtol=1e-6)
+    f = np.array([4.5, 1.5])  # sum of the fields
+    np.testing.assert_allclose(outer_product(fields).numpy(), [np.outer(f, f).ravel()],
+                               rtol=1e-6)
+
+
+def test_masked_pooling_and_softmax_ignore_pads() -> None:
+    values = np.array([[[9.0], [1.0], [3.0]], [[9.0], [9.0], [9.0]]], np.float32)
+    mask = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 0.0]], np.float32)
+    # Row 0: mean of 1 and 3; row 1 (cold start): no real position → 0, not 9.
+    np.testing.assert_allclose(masked_mean(values, mask).numpy(), [[2.0], [0.0]])
+    scores = np.array([[50.0, 0.0, np.log(3.0)], [1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_allclose(masked_softmax(scores, mask).numpy(),
+                               [[0.0, 0.25, 0.75], [0.0, 0.0, 0.0]], atol=1e-6)
+
+
+def test_din_activation_unit_by_hand_and_pad_weight_is_zero() -> None:
+    tf = tensorflow()
+    att = din_attention_class()((2,), "prelu")
+    q = np.array([[1.0, -1.0]], np.float32)
+    keys = np.array([[[0.5, 1.0], [2.0, 2.0], [-1.0, 0.0]]], np.float32)
+    mask = np.array([[1.0, 0.0, 1.0]], np.float32)
+    att(q, keys, mask)  # build
+    w1 = np.linspace(-1.0, 1.0, 16, dtype=np.float32).reshape(8, 2)
+    b1 = np.array([0.1, -0.2], np.float32)
+    w2, b2 = np.array([[1.5], [-0.5]], np.float32), np.array([0.3], np.float32)
+    att.unit.dense[0].set_weights([w1, b1])
+    att.score.set_weights([w2, b2])
+    pooled, weights = att(tf.constant(q), tf.constant(keys), tf.constant(mask))
+
+    x = np.concatenate([np.broadcast_to(q[:, None], keys.shape), keys, q[:, None] - keys,
+                        q[:, None] * keys], axis=-1)
+    hidden = np.maximum(x @ w1 + b1, 0.0)  # PReLU starts with alpha = 0, i.e. ReLU
+    expected_w = (hidden @ w2 + b2)[..., 0] * mask
+    np.testing.assert_allclose(weights.numpy(), expected_w, rtol=1e-5, atol=1e-6)
+    assert weights.numpy()[0, 1] == 0.0
+    np.testing.assert_allclose(pooled.numpy(), (expected_w[..., None] * keys).sum(axis=1),
+                               rtol=1e-5, atol=1e-6)
+    # Whatever sits in the padded slot, the output does not move.
+    garbage = keys.copy()
+    garbage[0, 1] = [100.0, -50.0]
+    pooled2, weights2 = att(tf.constant(q), tf.constant(garbage), tf.constant(mask))
+    np.testing.assert_array_equal(pooled2.numpy(), pooled.numpy())
+    np.testing.assert_array_equal(weights2.numpy(), weights.numpy())
+
+
+def test_augru_one_step_two_units_by_hand() -> None:
+    tf = tensorflow()
+    layer = augru_class()(2)
+    x = np.array([[[1.0, 2.0]]], np.float32)  # B=1, L=1, in=2
+    h0 = np.array([[0.5, -0.3]], np.float32)
+    layer(x, np.ones((1, 1), np.float32), initial_state=h0)  # build
+    kernel = np.array([[0.1, -0.2, 0.3, 0.0, 0.5, -0.1],
+                       [0.2, 0.1, -0.4, 0.3, -0.2, 0.2]], np.float32)
+    recurrent = np.array([[0.3, 0.1, -0.2, 0.4, 0.1, 0.5],
+                          [-0.1, 0.2, 0.6, -0.3, 0.2, -0.4]], np.float32)
+    bias = np.array([0.05, -0.05, 0.0, 0.1, -0.1, 0.02], np.float32)
+    layer.set_weights([kernel, recurrent, bias])
+    a = 0.6
+
+    xi, h = x[0, 0], h0[0]
+    wu, wr, wc = kernel[:, 0:2], kernel[:, 2:4], kernel[:, 4:6]
+    uu, ur, uc = recurrent[:, 0:2], recurrent[:, 2:4], recurrent[:, 4:6]
+    bu, br, bc = bias[0:2], bias[2:4], bias[4:6]
+    u = _sigmoid(xi @ wu + h @ uu + bu)
+    r = _sigmoid(xi @ wr + h @ ur + br)
+    c = np.tanh(xi @ wc + r * (h @ uc) + bc)
+    expected = (1 - a * u) * h + a * u * c
+
+    got = layer(tf.constant(x), tf.constant([[a]]), initial_state=tf.constant(h0)).numpy()
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+    # Score 0 (irrelevant behaviour) and a masked (pad) step both leave the state unchanged.
+    np.testing.assert_allclose(layer(x, np.zeros((1, 1)), initial_state=h0).numpy(), h0)
+    np.testing.assert_allclose(
+        layer(x, np.ones((1, 1)), mask=np.zeros((1, 1)), initial_state=h0).numpy(), h0)
+
+
+def test_dice_in_training_mode_by_hand() -> None:
+    tf = tensorflow()
+    dice = dice_class()(epsilon=1e-8)
+    x = np.array([[1.0, -2.0], [3.0, 0.0], [-1.0, 4.0], [2.0, 1.0]], np.float32)
+    dice(x)  # build
+    alpha = np.array([0.25, -0.5], np.float32)
+    dice.alpha.assign(alpha)
+    p = _sigmoid((x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-8))
+    expected = p * x + (1 - p) * alpha * x
+    got = dice(tf.constant(x), training=True).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_activation_is_named() -> None:
+    from training.rankers.layers import activation_layer
+
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        activation_layer("gelu")

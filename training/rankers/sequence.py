@@ -1,0 +1,133 @@
+"""Behaviour-sequence layers: DIN's activation unit, masked softmax and the AUGRU.
+
+Every layer takes the ``[B, L]`` float mask of :class:`training.rankers.inputs.SeqGroup` (1 at
+real positions, 0 at left padding) and guarantees that a pad position contributes nothing,
+whatever its embedding is: a weight is multiplied by the mask (DIN), a score is pushed to -1e9
+before the softmax (DIEN/DMR) and the recurrent layer skips masked steps (it carries the
+previous state over, so leading pads leave the zero initial state untouched).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from shoprec.tf_runtime import tensorflow
+from training.rankers.inputs import tf_ops
+from training.rankers.layers import mlp_class
+
+
+def masked_softmax(scores: Any, mask: Any) -> Any:
+    """Softmax of ``[B, L]`` scores over positions where ``mask`` is 1; all-zero rows when none.
+
+    A cold-start user (empty history) must get zero attention, not a uniform average of pads.
+    """
+    tf = tf_ops()
+    probs = tf.nn.softmax(tf.where(mask > 0, scores, tf.fill(tf.shape(scores), -1e9)), axis=-1)
+    return probs * mask
+
+
+@functools.cache
+def din_attention_class() -> type:
+    """``DinAttention``: the DIN activation unit + weighted sum pooling."""
+    tf = tensorflow()
+
+    class DinAttention(tf.keras.layers.Layer):
+        """``w_t = a([q, k_t, q - k_t, q * k_t, side_t]) * mask_t``; output ``sum_t w_t k_t``.
+
+        Weights are NOT softmax-normalised (the DIN paper keeps them raw so that the pooled
+        vector's size reflects how much of the history relates to the candidate).
+        """
+
+        def __init__(self, units: tuple[int, ...], activation: str = "prelu",
+                     l2: float = 0.0, **kwargs: Any) -> None:
+            """``units``: hidden widths of the activation unit's MLP."""
+            super().__init__(**kwargs)
+            self.unit = mlp_class()(units, activation, 0.0, l2, True)
+            self.score = tf.keras.layers.Dense(1)
+
+        def weights_for(self, query: Any, keys: Any, mask: Any, side: Any = None,
+                        training: bool = False) -> Any:
+            """``[B, L]`` weights (0 at pads) of ``query [B, k]`` on ``keys [B, L, k]``."""
+            q = tf.broadcast_to(query[:, None, :], tf.shape(keys))
+            parts = [q, keys, q - keys, q * keys] + ([side] if side is not None else [])
+            hidden = self.unit(tf.concat(parts, axis=-1), training=training)
+            return tf.squeeze(self.score(hidden), -1) * mask
+
+        def call(self, query: Any, keys: Any, mask: Any, side: Any = None,
+                 training: bool = False) -> tuple[Any, Any]:
+            """``(pooled [B, k], weights [B, L])``."""
+            w = self.weights_for(query, keys, mask, side, training=training)
+            return tf.reduce_sum(w[..., None] * keys, axis=1), w
+
+    return DinAttention
+
+
+@functools.cache
+def augru_class() -> type:
+    """``AUGRU``: DIEN's GRU with attentional update gate, as a Keras layer."""
+    tf = tensorflow()
+
+    class AUGRU(tf.keras.layers.Layer):
+        """Run ``(inputs [B, L, in], scores [B, L]) → h_L`` (or every ``h_t``).
+
+        One step, with ``a_t`` the attention score of step ``t``::
+
+            u = sigmoid(x W_u + h U_u + b_u)      r = sigmoid(x W_r + h U_r + b_r)
+            c = tanh(x W_c + r * (h U_c) + b_c)   u' = a_t * u
+            h_t = (1 - u') * h + u' * c
+
+        Weights: ``kernel [in, 3u]``, ``recurrent_kernel [u, 3u]``, ``bias [3u]``, gate order
+        (update, reset, candidate). A score of 0 leaves the state unchanged (behaviours
+        unrelated to the candidate do not move the interest); with every score 1 this is
+        exactly a GRU, which is how DIEN's interest extractor uses it. Masked steps carry the
+        state over, so leading pads keep the initial (zero) state.
+
+        The loop is ``tf.scan`` over time, not Keras' ``RNN`` wrapper: that wrapper's AutoGraph
+        conversion made tracing and SavedModel export several times slower.
+        """
+
+        def __init__(self, units: int, return_sequences: bool = False, **kwargs: Any) -> None:
+            """``units``: state width; ``return_sequences``: every step's state, not the last."""
+            super().__init__(**kwargs)
+            self.units = units
+            self.return_sequences = return_sequences
+
+        def build(self, input_shape: Any) -> None:
+            """Weights for ``in = input_shape[-1]`` input features."""
+            n_in, u = int(input_shape[-1]), self.units
+            self.kernel = self.add_weight(name="kernel", shape=(n_in, 3 * u),
+                                          initializer="glorot_uniform")
+            self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=(u, 3 * u),
+                                                    initializer="orthogonal")
+            self.bias = self.add_weight(name="bias", shape=(3 * u,), initializer="zeros")
+            super().build(input_shape)
+
+        def step(self, x: Any, score: Any, h: Any) -> Any:
+            """One update: ``x [B, in]``, ``score [B, 1]``, ``h [B, u]`` → new ``h``."""
+            xu, xr, xc = tf.split(tf.matmul(x, self.kernel) + self.bias, 3, axis=-1)
+            hu, hr, hc = tf.split(tf.matmul(h, self.recurrent_kernel), 3, axis=-1)
+            update = score * tf.sigmoid(xu + hu)
+            reset = tf.sigmoid(xr + hr)
+            candidate = tf.tanh(xc + reset * hc)
+            return (1.0 - update) * h + update * candidate
+
+        def call(self, inputs: Any, scores: Any, mask: Any = None,
+                 initial_state: Any = None) -> Any:
+            """States after the sequence; ``mask [B, L]`` (bool or 0/1) skips pad steps."""
+            inputs = tf.convert_to_tensor(inputs)
+            scores = tf.cast(scores, inputs.dtype)
+            mask = tf.ones_like(scores) if mask is None else tf.cast(mask, inputs.dtype)
+            h0 = (tf.zeros([tf.shape(inputs)[0], self.units], inputs.dtype)
+                  if initial_state is None else tf.convert_to_tensor(initial_state))
+
+            def advance(h: Any, elems: tuple[Any, Any, Any]) -> Any:
+                x, a, m = elems
+                return m * self.step(x, a, h) + (1.0 - m) * h
+
+            states = tf.scan(advance, (tf.transpose(inputs, [1, 0, 2]),
+                                       tf.transpose(scores)[..., None],
+                                       tf.transpose(mask)[..., None]), initializer=h0)
+            return tf.transpose(states, [1, 0, 2]) if self.return_sequences else states[-1]
+
+    return AUGRU
