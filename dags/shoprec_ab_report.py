@@ -51,14 +51,19 @@ def shoprec_ab_report() -> None:
     """One task: the report."""
 
     @task(execution_timeout=timedelta(minutes=30))
-    def report(params: dict | None = None) -> dict:
-        """Compute and write the A/B report; print its table to the task log."""
-        from serving.ab_report import ab_report
+    def report(params: dict | None = None, data_interval_end=None) -> dict:
+        """Compute and write the A/B report as of the run's time; print its table to the log.
+
+        A scheduled (or backfilled) run reports the ``days`` before its data interval end, so
+        re-running a past day reports that day's window; a manual run reports up to now.
+        """
+        from serving.ab_report import ab_report, format_table
         from shoprec.settings import Settings
 
         params = params or {}
-        result = ab_report(Settings.from_env(), days=int(params.get("days", 14)))
-        print(result)
+        result = ab_report(Settings.from_env(), days=int(params.get("days", 14)),
+                           now=data_interval_end)
+        print(format_table(result))
         return jsonable(result)
 
     report()

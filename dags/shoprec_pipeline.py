@@ -1,19 +1,32 @@
 """ShopRec pipeline: ingest → validate → features → train ∥ → evaluate → gate → package → promote.
 
 Parsing this file must stay cheap (the scheduler re-parses it constantly): only
-``airflow.sdk`` and the tiny ``shoprec.runrecords`` are imported at module level. Every stage
-import (pandas, GX, Feast, TF, BentoML) happens inside its task, and each task reads settings
-from the environment because a task is an entry point.
+``airflow.sdk`` and the tiny ``shoprec.runrecords`` / ``shoprec.isolation`` are imported at
+module level. Every stage import (pandas, GX, Feast, TF, BentoML) happens inside its task, and
+each task reads settings from the environment because a task is an entry point.
+
+This file is also the entry point that reads ``SHOPREC_TASK_PYTHON`` (at parse time): when set,
+the heavy tasks (``shoprec.isolation.HEAVY_TASKS``) run in that interpreter via
+``@task.external_python``; unset, every task runs in-process.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
+from shoprec.isolation import MODELS as TRAINABLE
+from shoprec.isolation import stage_task, task_python
 from shoprec.runrecords import EVENTS_ASSET, jsonable, record_failure, safe_id
+
+TASK_PYTHON = task_python(os.environ)
+"""Interpreter of the heavy tasks, or None to run them in-process (the embedded default)."""
+RUN_PARAMS_JSON = "{{ params | tojson }}"
+"""The run's params, rendered as JSON: the heavy tasks get them as an argument, which works
+the same in-process and in an external interpreter (which gets no Airflow context)."""
 
 DOC_MD = """
 ### ShopRec pipeline
@@ -35,10 +48,12 @@ Every output is keyed by the interval, so re-running an interval replaces what i
 
 A failing validation stops the run before features, the online store or models are touched;
 every failure also writes its reason to `reports/failures/<dag>/<run>/<task>.json`.
+With `SHOPREC_TASK_PYTHON` set, the train, evaluate and package tasks run in that interpreter;
+`reports/tasks/<key>/<task>.json` records the process and interpreter of each of them.
 """
 
 FORMATS = ["events", "taobao", "movielens", "amazon-seq"]
-MODELS = ["two_tower", "ranker"]
+MODELS = list(TRAINABLE)
 
 RUN_PARAMS = {
     "date_from": Param(None, type=["null", "string"], format="date",
@@ -64,6 +79,38 @@ RUN_PARAMS = {
     "force_promote": Param(False, type="boolean",
                            description="Promote even if worse than the champion (never NaN)."),
 }
+
+
+# The heavy tasks: self-contained callables (imports inside, everything from their arguments)
+# because with SHOPREC_TASK_PYTHON set, Airflow runs their source in the other interpreter.
+
+
+def train_retrieval(report: dict, run_params: str) -> str:
+    """Two-tower towers + FAISS index of the catalogue (runs beside train_ranker)."""
+    from shoprec.isolation import run_stage
+
+    return run_stage("train_retrieval", report, run_params)
+
+
+def train_ranker(report: dict, run_params: str) -> str:
+    """DCN ranker (runs beside train_retrieval)."""
+    from shoprec.isolation import run_stage
+
+    return run_stage("train_ranker", report, run_params)
+
+
+def evaluate(report: dict, retrieval_dir: str, ranker_dir: str) -> dict:
+    """Challenger and current champion, scored on the same held-out later interval."""
+    from shoprec.isolation import run_stage
+
+    return run_stage("evaluate", report)
+
+
+def package(evaluation: dict) -> dict:
+    """Save the run's two models as one unit and build a bento pinned to them."""
+    from shoprec.isolation import run_stage
+
+    return run_stage("package", evaluation)
 
 
 def _on_failure(context: dict) -> None:
@@ -171,64 +218,6 @@ def shoprec_pipeline() -> None:
         return {**committed, "snapshots": jsonable(snapshots),
                 "materialized": jsonable(materialized), "datasets": jsonable(sets)}
 
-    def _train_part(part: str, model: str, report: dict, params: dict | None) -> str:
-        """Train one part of the run, or adopt the champion's when the model is not selected."""
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from serving.registry import champion
-        from shoprec.settings import Settings
-        from training import pipeline, runs
-
-        params, settings = params or {}, Settings.from_env()
-        chosen = params.get("models", MODELS)
-        if not chosen:
-            raise AirflowSkipException("no models selected: data and features only")
-        run_id = report["run_key"]
-        if model not in chosen:
-            current = champion(settings)
-            if current is None:
-                raise AirflowFailException(f"{model} not selected and no champion to reuse it from")
-            return str(runs.adopt_part(settings, run_id, part, current["run_id"]))
-        contract = settings.load_contract()
-        budget = {"epochs": int(params.get("epochs", 2)),
-                  "batch_size": int(params.get("batch_size", 1024)),
-                  "sample_size": params.get("sample_size")}
-        if part == runs.RANKER_PART:
-            return str(pipeline.train_ranker(settings, contract, run_id, **budget))
-        import pandas as pd
-
-        from feature_repo import store
-        from shoprec.contract import ITEM_TOWER
-
-        items = pd.read_parquet(settings.tables_dir / "items.parquet", columns=["item_id"])
-        item_features = store.online_features(store.open_store(settings), contract, ITEM_TOWER,
-                                              items)
-        return str(pipeline.train_retrieval(settings, contract, run_id, item_features, **budget))
-
-    @task(execution_timeout=timedelta(hours=6))
-    def train_retrieval(report: dict, params: dict | None = None) -> str:
-        """Two-tower towers + FAISS index of the catalogue (runs beside train_ranker)."""
-        return _train_part("retrieval", "two_tower", report, params)
-
-    @task(execution_timeout=timedelta(hours=6))
-    def train_ranker(report: dict, params: dict | None = None) -> str:
-        """DCN ranker (runs beside train_retrieval)."""
-        return _train_part("ranker", "ranker", report, params)
-
-    @task(execution_timeout=timedelta(hours=1))
-    def evaluate(report: dict, retrieval_dir: str, ranker_dir: str) -> dict:
-        """Challenger and current champion, scored on the same held-out later interval."""
-        from serving.registry import champion
-        from shoprec.settings import Settings
-        from training.evaluate import evaluate as run_evaluation
-
-        settings = Settings.from_env()
-        current = champion(settings)
-        result = run_evaluation(settings, settings.load_contract(), report["run_key"],
-                                current["run_id"] if current else None)
-        print(result)
-        return jsonable({"run_key": report["run_key"], "challenger": result["challenger"]})
-
     @task(execution_timeout=timedelta(minutes=10))
     def gate(evaluation: dict, params: dict | None = None) -> dict:
         """Promote only a challenger that is not worse than the champion beyond tolerance."""
@@ -247,16 +236,6 @@ def shoprec_pipeline() -> None:
                                        + " | ".join(decision.reasons))
         return evaluation
 
-    @task(execution_timeout=timedelta(hours=1))
-    def package(evaluation: dict) -> dict:
-        """Save the run's two models as one unit and build a bento pinned to them."""
-        from serving.package import package_run
-        from shoprec.settings import Settings
-
-        tag = package_run(Settings.from_env(), evaluation["run_key"])
-        print(f"built bento {tag}")
-        return {**evaluation, "bento_tag": tag}
-
     @task(execution_timeout=timedelta(minutes=10))
     def promote(packaged: dict) -> dict:
         """Atomically point the champion at the new bento (serving picks it up on restart)."""
@@ -268,9 +247,15 @@ def shoprec_pipeline() -> None:
         print(f"champion is now {record['run_id']} ({record['bento_tag']})")
         return jsonable(record)
 
+    hours, python = timedelta(hours=1), TASK_PYTHON
     report = features(validate(ingest()))
-    scored = evaluate(report, train_retrieval(report), train_ranker(report))
-    promote(package(gate(scored)))
+    retrieval = stage_task(train_retrieval, python, execution_timeout=6 * hours)(
+        report, RUN_PARAMS_JSON)
+    ranker = stage_task(train_ranker, python, execution_timeout=6 * hours)(
+        report, RUN_PARAMS_JSON)
+    scored = stage_task(evaluate, python, execution_timeout=hours)(report, retrieval, ranker)
+    packaged = stage_task(package, python, execution_timeout=hours)(gate(scored))
+    promote(packaged)
 
 
 dag = shoprec_pipeline()

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -75,42 +75,55 @@ def prepare(env: Mapping[str, str]) -> None:
 
 
 _DAG_TEST = """
-import json, sys
+import json, os, sys
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
+from airflow.models.pool import Pool
+from airflow.sdk import timezone
+from airflow.utils import db
+folder, dag_id, conf, tasks, when, pools = sys.argv[1], sys.argv[2], *map(json.loads, sys.argv[3:])
+db.upgradedb()  # what `airflow db migrate` runs; dag.test() itself serializes the DAGs
+for name, (slots, description) in pools.items():
+    Pool.create_or_update_pool(name, slots, description, include_deferred=False)
+bag = DagBag(dag_folder=folder)
 if bag.import_errors:
     sys.exit(f"DAG import errors: {bag.import_errors}")
+dag = bag.dags[dag_id]
+if tasks:
+    dag = dag.partial_subset(task_ids=tasks, include_upstream=True)
 # logical_date=None: a manual run (no data interval), like the UI's Trigger button.
-dr = bag.dags[sys.argv[2]].test(logical_date=None, run_conf=json.loads(sys.argv[3]) or None)
-print(f"DAG_RUN {dr.run_id} {dr.state}")
+dr = dag.test(logical_date=timezone.parse(when) if when else None, run_conf=conf or None)
+print(f"DAG_RUN {dr.run_id} {dr.state} pid={os.getpid()}")
 sys.exit(0 if dr.state == "success" else 1)
 """
 
 
 def run_dag(dag_id: str, env: Mapping[str, str], conf: dict | None = None,
-            log: Path | None = None) -> int:
+            log: Path | None = None, *, tasks: Sequence[str] | None = None,
+            logical_date: str | None = None) -> int:
     """Run one DAG run to the end with ``dag.test()`` in a child process; 0 when it succeeded.
 
     ``dag.test()`` runs every task in one process against the SQLite metadata DB, which is the
-    embedded way to run the pipeline without a scheduler.
+    embedded way to run the pipeline without a scheduler. The same child first migrates the
+    DB and creates the pools (one interpreter start instead of one ``airflow`` CLI call each),
+    and prints ``DAG_RUN <run_id> <state> pid=<pid>`` last, so a caller can tell which process
+    ran the in-process tasks (isolated tasks run in children of it).
 
     Args:
         dag_id: The DAG to run.
         env: Environment from :func:`airflow_env`.
         conf: Run configuration (validated against the DAG's Params).
         log: Append the run's stdout/stderr here instead of inheriting the terminal.
+        tasks: Run only these tasks and their upstream tasks (default: the whole DAG).
+        logical_date: ISO timestamp of a scheduled-style run (it gets the timetable's data
+            interval); default ``None``: a manual run without a data interval.
     """
     args = [sys.executable, "-c", _DAG_TEST, env["AIRFLOW__CORE__DAGS_FOLDER"], dag_id,
-            json.dumps(conf or {})]
+            json.dumps(conf or {}), json.dumps(list(tasks or [])), json.dumps(logical_date),
+            json.dumps(POOLS)]
     if log is None:
-        prepare(env)
         return subprocess.run(args, env=dict(env), check=False).returncode
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        pools = [("pools", "set", name, str(n), d) for name, (n, d) in POOLS.items()]
-        for cmd in (("db", "migrate"), *pools, ("dags", "reserialize")):
-            exe = Path(sys.executable).parent / "airflow"
-            subprocess.run([str(exe), *cmd], env=dict(env), stdout=out, stderr=out, check=True)
         return subprocess.run(args, env=dict(env), stdout=out, stderr=out, check=False).returncode
 
 
