@@ -37,6 +37,7 @@ Z95 = 1.959963984540054
 """Two-sided 95 % standard normal quantile."""
 PAIR = ["user_id", "item_id"]
 COLUMNS = [*PAIR, "event_type", "variant"]
+TS = "event_ts"
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
@@ -50,17 +51,33 @@ def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] |
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def read_feedback(settings: Settings, since: datetime | None = None) -> pd.DataFrame:
-    """Feedback rows (``COLUMNS``) from files of ``dt=`` folders on or after ``since``'s day."""
+def read_feedback(settings: Settings, since: datetime | None = None,
+                  until: datetime | None = None) -> pd.DataFrame:
+    """Feedback rows (``COLUMNS``) whose ``event_ts`` lies in ``[since, until)``.
+
+    Both bounds make a report a function of its window alone: re-running a past day's report
+    gives the same figures even though feedback kept arriving afterwards. Only ``dt=`` folders
+    that can hold rows of the window are opened.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     first = None if since is None else f"dt={since.astimezone(UTC):%Y-%m-%d}"
+    last = None if until is None else f"dt={until.astimezone(UTC):%Y-%m-%d}"
     files = [f for part in sorted(feedback_dir(settings).glob("dt=*"))
-             if first is None or part.name >= first for f in sorted(part.glob("*.parquet"))]
+             if (first is None or part.name >= first) and (last is None or part.name <= last)
+             for f in sorted(part.glob("*.parquet"))]
     if not files:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
-    return pa.concat_tables([pq.read_table(f, columns=COLUMNS) for f in files]).to_pandas()
+    table = pa.concat_tables([pq.read_table(f, columns=[*COLUMNS, TS]) for f in files])
+    frame = table.to_pandas()
+    ts = pd.to_datetime(frame[TS], utc=True)
+    keep = pd.Series(True, index=frame.index)
+    if since is not None:
+        keep &= ts >= pd.Timestamp(since).tz_convert(UTC)
+    if until is not None:
+        keep &= ts < pd.Timestamp(until).tz_convert(UTC)
+    return frame.loc[keep, COLUMNS].reset_index(drop=True)
 
 
 def _rate(successes: int, trials: int) -> dict[str, Any]:
@@ -104,15 +121,17 @@ def ab_report(settings: Settings, days: int | None = None,
 
     Args:
         settings: Locations (feedback landing folder, reports folder).
-        days: Only feedback files of the last ``days`` days (``None``: all).
-        now: Reference time for ``days`` (default: now, UTC).
+        days: Only feedback of the ``days`` days before ``now`` (``None``: all before ``now``).
+        now: End of the window, exclusive (default: now, UTC); a DAG run passes its data
+            interval end, so the report of a past interval never counts later feedback.
     """
     now = now or datetime.now(UTC)
     since = None if days is None else now - timedelta(days=days)
-    events = read_feedback(settings, since)
+    events = read_feedback(settings, since, until=now)
     layers, unattributed = variant_metrics(events)
-    report = {"generated_at": now.isoformat(), "since": None if since is None else
-              since.isoformat(), "events": len(events), "unattributed_events": unattributed,
+    report = {"generated_at": now.isoformat(), "until": now.isoformat(),
+              "since": None if since is None else since.isoformat(), "events": len(events),
+              "unattributed_events": unattributed,
               "pairs": "distinct (user_id, item_id) per variant", "interval": "wilson 95%",
               "layers": layers}
     path = settings.reports_dir / "ab" / "ab_report.json"

@@ -39,7 +39,8 @@ def _log(settings: Settings, day: str, variant: str, kind: str,
 def logged(settings: Settings) -> Settings:
     """two_tower: 5 impressed pairs, 2 of them clicked (one clicked twice), 1 bought.
     pop_mix: 8 impressed pairs, 3 clicked, none bought, plus one click on a pair it never
-    showed. An old file (2026-09-20, outside the 3-day window) would double pop_mix's clicks."""
+    showed. An old file (2026-09-20, before the 3-day window) would double pop_mix's clicks, a
+    later one (2026-10-05 15:00, after the window's end) would add two more."""
     _log(settings, "2026-10-02", TWO_TOWER, "impression",
          [(1, 10), (1, 11), (1, 12), (2, 10), (2, 13)])
     _log(settings, "2026-10-03", TWO_TOWER, "click", [(1, 10), (1, 10), (2, 13)])
@@ -49,6 +50,8 @@ def logged(settings: Settings) -> Settings:
     _log(settings, "2026-10-04", POP_MIX, "click", [(3, 10), (4, 12), (5, 13), (6, 99)])
     _log(settings, "2026-09-20", POP_MIX, "impression", [(7, 1), (7, 2)])
     _log(settings, "2026-09-20", POP_MIX, "click", [(7, 1), (7, 2)])
+    # Logged after the run's interval end: a re-run of this past day must not count it.
+    _log(settings, "2026-10-05", POP_MIX, "click", [(3, 11), (4, 14)])
     return settings
 
 
@@ -64,7 +67,9 @@ def test_ab_report_dag_reports_hand_computed_ctr_per_arm(logged: Settings,
     report = json.loads((logged.reports_dir / "ab" / "ab_report.json").read_text())
     assert report["generated_at"] == RUN_AT  # as of the run's interval end, not the clock
     assert report["since"] == "2026-10-02T00:00:00+00:00"
-    # 5 + 3 + 1 + 8 + 4 rows inside the window; the 4 rows of 2026-09-20 are left out.
+    assert report["until"] == RUN_AT
+    # 5 + 3 + 1 + 8 + 4 rows inside the window; the 4 rows of 2026-09-20 and the 2 of
+    # 2026-10-05 (after the interval end) are left out.
     assert report["events"] == 21 and report["unattributed_events"] == 0
     assert set(report["layers"]) == {"diversity", "ranker", "recall_quota"}
 
