@@ -161,8 +161,13 @@ def _epoch(seconds: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """
     values = seconds.astype("float64") if pdt.is_numeric_dtype(seconds) \
         else _parse(seconds, pa.float64(), "float64")
-    ok = values.abs() <= MAX_EPOCH_SECONDS
-    ts = pd.to_datetime(values.where(ok), unit="s", utc=True, errors="coerce")
+    ok = values.abs() <= MAX_EPOCH_SECONDS  # False for NaN
+    ts = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if ok.any():
+        # Only finite in-range values reach pandas: its unit cast of a NaN-holding array reads
+        # the NaN slots through an int64 cast whose result is undefined, and under numpy's
+        # over="raise" that garbage intermittently raised FloatingPointError in CI.
+        ts[ok] = pd.to_datetime(values[ok], unit="s", utc=True)
     magnitude = values.abs().to_numpy()
     what = np.full(len(values), OUT_OF_RANGE, dtype=object)
     for threshold, unit in reversed(_UNIT_HINTS):
