@@ -86,12 +86,16 @@ def window_sum(ent: np.ndarray, day: np.ndarray, values: np.ndarray, q_ent: np.n
 
 
 def window_mode(ent: np.ndarray, day: np.ndarray, value: np.ndarray, q_ent: np.ndarray,
-                q_day: np.ndarray, window: int) -> pd.Series:
-    """Most frequent ``value`` per query row over ``[q_day-window, q_day)``; ties: lowest value.
+                q_day: np.ndarray, window: int, rank: int = 1) -> pd.Series:
+    """``rank``-th most frequent ``value`` per query row over ``[q_day-window, q_day)``.
+
+    ``rank=1`` is the mode. Ties are broken by the lower value, so the order of values is total
+    and ranks 1, 2, 3 of one row are distinct values.
 
     Returns:
-        A Series aligned with the query rows, NaN where the entity had no value in the window
-        (the caller fills the contract default and casts to the contract dtype).
+        A Series aligned with the query rows, NaN where the entity had fewer than ``rank``
+        distinct values in the window (the caller fills the contract default and casts to the
+        contract dtype).
     """
     if len(ent) == 0 or len(q_ent) == 0:
         return pd.Series(np.full(len(q_ent), np.nan))
@@ -108,11 +112,43 @@ def window_mode(ent: np.ndarray, day: np.ndarray, value: np.ndarray, q_ent: np.n
     keys, counts = np.unique(ed * n_v + np.repeat(v, window)[inside], return_counts=True)
     ed, v = keys // n_v, keys % n_v
     order = np.lexsort((v, -counts, ed))  # per snapshot row: highest count, then lowest value
-    first = np.unique(ed[order], return_index=True)[1]
-    top_ed, top_v = ed[order][first], v[order][first]
+    ed, v = ed[order], v[order]
+    pick = np.unique(ed, return_index=True)[1] + (rank - 1)  # rank-th entry of each row
+    pick = pick[pick < len(ed)]
+    pick = pick[ed[pick] == ed[pick - (rank - 1)]]  # the row has at least `rank` values
+    top_ed, top_v = ed[pick], v[pick]
     q_ed = q_ent.astype(np.int64) * n_d + (q_day.astype(np.int64) - d_lo)
     pos = np.clip(np.searchsorted(top_ed, q_ed), 0, max(len(top_ed) - 1, 0))
     hit = (len(top_ed) > 0) & (top_ed[pos] == q_ed) if len(top_ed) else np.zeros(len(q_ed), bool)
     out = pd.Series(np.full(len(q_ed), np.nan), dtype=object)
     out[hit] = np.asarray(v_uniques)[top_v[pos[hit]]]
+    return out
+
+
+def window_last(ent: np.ndarray, day: np.ndarray, ts: np.ndarray, q_ent: np.ndarray,
+                q_day: np.ndarray, window: int) -> np.ndarray:
+    """Latest ``ts`` per query row over the same entity's days ``[q_day-window, q_day)``.
+
+    Args:
+        ent: Entity code of each event.
+        day: Day number of each event (the UTC day of ``ts``).
+        ts: Event time as int64 nanoseconds.
+        q_ent: Entity code of each query (snapshot) row.
+        q_day: Snapshot day of each query row.
+        window: Window length in days.
+
+    Returns:
+        float64 nanoseconds per query row, NaN where the entity had no event in the window.
+    """
+    out = np.full(len(q_ent), np.nan)
+    if len(ent) == 0 or len(q_ent) == 0:
+        return out
+    base = min(day.min(), q_day.min()) - window - 2
+    span = max(day.max(), q_day.max()) - base + 2
+    order = np.lexsort((ts, ent))  # by entity, then time (so also by day)
+    keys = ent[order].astype(np.int64) * span + (day[order].astype(np.int64) - base)
+    q_key = q_ent.astype(np.int64) * span + (q_day.astype(np.int64) - base)
+    last = np.searchsorted(keys, q_key, side="left") - 1  # last event before day q_day
+    ok = (last >= 0) & (keys[np.maximum(last, 0)] >= q_key - window)  # same entity, in window
+    out[ok] = ts[order][last[ok]]
     return out

@@ -8,12 +8,16 @@ Measured behaviour of Feast's file (Dask) offline store that this module correct
 * rows with the same join keys and timestamp are collapsed into one;
 * the output **order** is not the input order.
 
-Each distinct (join keys, timestamp) is sent once with a row id, so drops are detected exactly.
-A dropped row loses the features of *every* view of the service, although only one view had
-no snapshot in range; it is therefore re-requested view by view (each view's projection of the
-same FeatureService), so e.g. a new user's impression still gets its item's features. Whatever
-is still missing gets the contract default, the value serving uses on a cold start, and every
-column is cast to the contract dtype. Counts of what was repaired go to the caller's report.
+Each distinct (join keys, timestamp, request fields) is sent once with a row id, so drops are
+detected exactly. A dropped row loses the features of *every* view of the service, although
+only one view had no snapshot in range; it is therefore re-requested view by view (each batch
+view's projection of the same FeatureService), so e.g. a new user's impression still gets its
+item's features. The request-time features of a dropped row (on-demand views, which Feast
+cannot serve without a batch view) are recomputed by the very function the on-demand view runs,
+:func:`feature_repo.request_context.compute`. Whatever is still missing gets the contract
+default (an empty history for a ``sequence``), the value serving uses on a cold start, and every
+column is cast to the contract dtype (sequences padded to ``max_len``). Counts of what was
+repaired go to the caller's report.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pandas as pd
 import pytz
 
 from feature_repo.online import conform
+from feature_repo.request_context import compute, view_spec
 from shoprec.contract import Contract
 
 ROW_ID = "__row_id"
@@ -62,7 +67,8 @@ def service_features(store: Any, contract: Contract, service: str, rows: pd.Data
         store: An open ``FeatureStore`` with the contract applied.
         contract: Declares the service's features, defaults and dtypes.
         service: FeatureService name (the one serving fetches online).
-        rows: Must hold the service's join keys and ``ts_col`` (UTC timestamps).
+        rows: Must hold the service's join keys, ``ts_col`` (UTC timestamps) and the
+            service's request fields (``contract.service_request_fields``).
         ts_col: Timestamp of each row; features are as of that instant.
         chunk_rows: Distinct rows per Feast request (the Dask join holds each key's whole
             snapshot history in memory per row, so this bounds peak memory).
@@ -75,12 +81,16 @@ def service_features(store: Any, contract: Contract, service: str, rows: pd.Data
         ``nan_filled`` (returned rows with a missing feature, defaulted) and ``seconds``.
     """
     t0 = time.perf_counter()
-    keys = [e.join_key for e in contract.service_entities(service)]
+    request = [r.name for r in contract.service_request_fields(service)]
+    keys = [*(e.join_key for e in contract.service_entities(service)), *request]
     names = [f.name for f in contract.service_features(service)]
     rows = rows.reset_index(drop=True)
     missing = [c for c in [*keys, ts_col] if c not in rows]
     if missing:
         raise KeyError(f"entity rows for {service!r} need columns {missing}")
+    if request:  # Feast's python-mode views get None (not pandas' NA/NaN) for a missing value
+        rows = rows.astype({c: object for c in request if rows[c].dtype != "datetime64[ns, UTC]"})
+        rows[request] = rows[request].where(rows[request].notna(), None)
     if rows.empty:
         empty = conform(pd.DataFrame(index=rows.index), contract, service)
         return empty[names], _counts(0, 0, 0, 0, t0)
@@ -92,15 +102,34 @@ def service_features(store: Any, contract: Contract, service: str, rows: pd.Data
     if dropped.any():
         lost = rows.loc[dropped]
         for proj in fs.feature_view_projections:
-            pkeys = [contract.entity(contract.view(proj.name).entity).join_key]
             pnames = [f.name for f in proj.features]
+            if contract.is_request_view(proj.name):  # same function as the on-demand view
+                fields = contract.view_request_fields(proj.name)
+                got = compute({r.name: lost[r.name].tolist() for r in fields},
+                              view_spec(contract, proj.name))
+                for n in pnames:
+                    _assign(out, dropped, n, np.asarray(got[n], dtype=object))
+                continue
+            pkeys = [contract.entity(contract.view(proj.name).entity).join_key]
             refs = [f"{proj.name_to_use()}:{n}" for n in pnames]
             part = _feast_join(store, refs, lost, pkeys, ts_col, pnames, chunk_rows)
-            out.loc[dropped, pnames] = part[pnames].to_numpy()
+            for n in pnames:
+                _assign(out, dropped, n, part[n].to_numpy(dtype=object))
             recovered[dropped] |= part["_returned"].to_numpy() & part[pnames].notna().all(
                 axis=1).to_numpy()
     feats = conform(out[names], contract, service)[names]
     return feats, _counts(len(rows), int(dropped.sum()), int(recovered.sum()), nan_filled, t0)
+
+
+def _assign(frame: pd.DataFrame, mask: np.ndarray, column: str, values: np.ndarray) -> None:
+    """``frame.loc[mask, column] = values`` for any cell type (lists of a sequence included).
+
+    Done on an object copy: pandas would try to broadcast list cells, or up-cast an int column
+    when the re-requested values hold NaN; :func:`conform` casts to the contract dtype after.
+    """
+    col = frame[column].to_numpy(dtype=object).copy()
+    col[mask] = values
+    frame[column] = col
 
 
 def _counts(rows: int, dropped: int, recovered: int, nan_filled: int, t0: float) -> dict:

@@ -3,7 +3,14 @@
 Serving asks the Feast online store for the *same* FeatureService names training used for its
 historical sets, so both sides see the same feature list. Missing rows (cold start, TTL miss)
 are filled with the contract defaults — the same values training fills — and columns are cast
-to the contract dtypes the SavedModels expect.
+to the contract dtypes the SavedModels expect. A ``sequence`` feature comes back from Feast as
+its stored string per row (or None); :func:`conform` turns each into the fixed-length,
+left-padded array models take (:func:`shoprec.sequences.pad_sequences`, the function training uses).
+
+Request-time features (Feast on-demand views) need the request fields of the contract
+(``request_ts``, ``request_device``) in every entity row. A caller that knows them (the
+serving request's device) passes them as columns; :func:`with_request_fields` fills the
+missing ones with what a live request means: the current time, and an unknown device.
 
 Feast is imported lazily: the pure helpers here are used by tests without a store.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.contract import Contract
+from shoprec.sequences import pad_sequences
 from shoprec.settings import Settings
 
 Fetch = Callable[[str, pd.DataFrame], pd.DataFrame]
@@ -35,6 +44,10 @@ def conform(df: pd.DataFrame, contract: Contract, service: str) -> pd.DataFrame:
         contract: Declares each feature's dtype and default.
         service: FeatureService whose features are required.
 
+    Returns:
+        A copy; scalar features as contract-dtype columns, ``sequence`` features as object
+        columns of ``[max_len]`` arrays (newest last, left-padded with the pad element).
+
     Raises:
         ValueError: if a present value cannot be cast to the contract dtype (for example a
             string in an int64 feature), naming the feature.
@@ -42,12 +55,34 @@ def conform(df: pd.DataFrame, contract: Contract, service: str) -> pd.DataFrame:
     out = df.copy()
     for feat in contract.service_features(service):
         col = out[feat.name] if feat.name in out else pd.Series([None] * len(out), index=out.index)
+        if feat.kind == "sequence":  # one padded [max_len] array per row; None -> all pad
+            out[feat.name] = pd.Series(list(pad_sequences(col, feat)), index=out.index,
+                                       dtype=object)
+            continue
         col = col.where(col.notna(), feat.default) if len(col) else col
         np_dtype = _NUMPY_DTYPES.get(feat.dtype)
         try:
             out[feat.name] = col.astype(np_dtype) if np_dtype is not None else col.astype(str)
         except (TypeError, ValueError) as err:
             raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
+    return out
+
+
+def with_request_fields(entity_df: pd.DataFrame, contract: Contract, service: str,
+                        now: datetime | None = None) -> pd.DataFrame:
+    """``entity_df`` plus every request field ``service`` needs, missing ones filled.
+
+    A missing timestamp field is the time of the call (``now``), a missing string field None
+    (the features then take their "unknown" default). Present columns are kept as they are.
+    """
+    fields = contract.service_request_fields(service)
+    absent = [r for r in fields if r.name not in entity_df]
+    if not absent:
+        return entity_df
+    out = entity_df.copy()
+    stamp = pd.Timestamp(now or datetime.now(UTC))
+    for r in absent:
+        out[r.name] = stamp if r.dtype == "timestamp" else None
     return out
 
 
@@ -74,7 +109,8 @@ def open_feature_store(settings: Settings) -> Any:
 def feast_fetcher(store: Any, contract: Contract) -> Fetch:
     """Build a :data:`Fetch` over a Feast store's online features.
 
-    Columns come back as the entity columns followed by the service's features in contract
+    Columns come back as the entity columns (with the service's request fields, filled by
+    :func:`with_request_fields` when absent) followed by the service's features in contract
     order (Feast returns them in an arbitrary order).
 
     FeatureService objects are resolved once and cached: a registry lookup per request
@@ -86,6 +122,7 @@ def feast_fetcher(store: Any, contract: Contract) -> Fetch:
     lock = threading.Lock()
 
     def fetch(service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
+        entity_df = with_request_fields(entity_df, contract, service)
         rows = entity_df.to_dict("records")
         with lock:
             if service not in services:

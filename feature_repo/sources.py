@@ -9,4 +9,6 @@ Being an entry point, it reads the settings from the environment (set ``SHOPREC_
 from feature_repo.definitions import repo_objects
 from shoprec.settings import Settings
 
-globals().update(repo_objects(Settings.from_env()).sources)
+_objects = repo_objects(Settings.from_env())
+globals().update(_objects.sources)
+globals().update({p.name: p for p in _objects.push_sources.values()})

@@ -57,7 +57,8 @@ def apply(settings: Settings, contract: Contract | None = None) -> dict[str, lis
     """Register the contract's objects in-process and delete those no longer in it.
 
     ``FeatureStore.apply`` only adds/updates; a view or service dropped from the contract
-    would otherwise stay in the registry (and the UI) forever.
+    would otherwise stay in the registry (and the UI) forever. On-demand views are listed
+    separately by Feast, so a request view dropped from the contract is found there.
 
     Returns:
         Names per kind: ``applied_*`` and ``deleted_*`` lists (for run records).
@@ -68,9 +69,11 @@ def apply(settings: Settings, contract: Contract | None = None) -> dict[str, lis
     write_config(settings, contract)
     objs = feast_objects(contract, settings)
     store = open_store(settings)
-    wanted_sources = {src.name for src in objs.sources.values()}
+    wanted_sources = {src.name for src in [*objs.sources.values(), *objs.push_sources.values()]}
     listings = (("services", set(objs.services), store.list_feature_services),
                 ("views", set(objs.views), store.list_feature_views),
+                ("on_demand_views", set(objs.on_demand_views),
+                 store.list_on_demand_feature_views),
                 ("entities", set(objs.entities), store.list_entities),
                 ("sources", wanted_sources, store.list_data_sources))
     stale: list[Any] = []
@@ -163,7 +166,9 @@ def online_features(store: Any, contract: Contract, service: str,
         store: An open ``FeatureStore``.
         contract: Declares the service's features, defaults and dtypes.
         service: FeatureService name (the same one training used).
-        entity_df: Must carry the service's join keys; other columns are kept as they are.
+        entity_df: Must carry the service's join keys; request fields of the service are
+            passed on when present (otherwise the fetcher fills them as for a live request);
+            other columns are kept as they are.
         batch: Rows per online request, bounding request size for whole-catalogue reads.
 
     Raises:
@@ -173,11 +178,14 @@ def online_features(store: Any, contract: Contract, service: str,
     missing = [k for k in keys if k not in entity_df]
     if missing:
         raise KeyError(f"entity rows for {service!r} need columns {missing}")
+    request = [r.name for r in contract.service_request_fields(service)]
+    sent = keys + [r for r in request if r in entity_df]
     base = entity_df.reset_index(drop=True)
     if base.empty:
         return conform(base, contract, service)
     fetch = feast_fetcher(store, contract)
-    parts = [fetch(service, base.loc[i:i + batch - 1, keys].reset_index(drop=True))
+    parts = [fetch(service, base.loc[i:i + batch - 1, sent].reset_index(drop=True))
              for i in range(0, len(base), batch)]
-    feats = pd.concat(parts, ignore_index=True).drop(columns=keys)
+    feats = pd.concat(parts, ignore_index=True)
+    feats = feats.drop(columns=[c for c in feats.columns if c in keys or c in request])
     return pd.concat([base, feats], axis=1)

@@ -1,4 +1,6 @@
-"""Feast CLI entry point: one FeatureView per contract feature view.
+"""Feast CLI entry point: the contract's FeatureViews and OnDemandFeatureViews.
+
+One FeatureView per batch view, one OnDemandFeatureView per request view.
 
 ``feast -c feature_repo -f $SHOPREC_HOME/feast/feature_store.yaml plan|apply`` imports this file
 and registers every Feast object found among its module attributes. The objects come from
@@ -9,4 +11,6 @@ Being an entry point, it reads the settings from the environment (set ``SHOPREC_
 from feature_repo.definitions import repo_objects
 from shoprec.settings import Settings
 
-globals().update(repo_objects(Settings.from_env()).views)
+_objects = repo_objects(Settings.from_env())
+globals().update(_objects.views)
+globals().update(_objects.on_demand_views)

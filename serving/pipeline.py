@@ -37,13 +37,23 @@ import pandas as pd
 from serving.config import PipelineConfig
 from serving.experiments import Layer, assign
 from serving.fallback import DEFAULTED, FALLBACK, VARIANT, Catalogue, CounterLog
+from serving.feature_log import FeatureLog
 from serving.feedback import PurchaseMemory
 from serving.merge import MergePolicy, merge
-from serving.recommender import InvalidRequest, Recommender, feature_array, validate_request
+from serving.recommender import (
+    InvalidRequest,
+    Recommender,
+    feature_array,
+    request_values,
+    validate_request,
+)
 from serving.rerank import RerankConfig, Slate, keep_mask, rerank
 from serving.similar import ItemNeighbours
-from shoprec.contract import DEVICES, USER_TOWER
+from shoprec.contract import DEVICES, EVENT_SCHEMA, USER_TOWER
 
+TS_COLUMN = EVENT_SCHEMA.column("event_ts").name
+DEVICE_COLUMN = EVENT_SCHEMA.column("device").name
+"""Event columns whose roles a live request plays (``RequestField.event_column``)."""
 log = logging.getLogger(__name__)
 
 TWO_TOWER, POPULARITY = "two_tower", "popularity"
@@ -95,9 +105,14 @@ class Pipeline:
     def __init__(self, recommender: Recommender, catalogue: Catalogue, purchases: PurchaseMemory,
                  config: PipelineConfig, rerank_config: RerankConfig, layers: Sequence[Layer],
                  counters: CounterLog, neighbours: ItemNeighbours | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        """Keep the parts; the last-resort order is popularity, else the index order."""
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 feature_log: FeatureLog | None = None) -> None:
+        """Keep the parts; the last-resort order is popularity, else the index order.
+
+        ``feature_log`` (optional) records every ranked feature vector for the skew check.
+        """
         self.rec, self.catalogue, self.purchases = recommender, catalogue, purchases
+        self.feature_log = feature_log
         self.config, self.rules, self.layers = config, rerank_config, tuple(layers)
         self.counters, self.neighbours, self.clock = counters, neighbours, clock
         self.contract = recommender.contract
@@ -130,8 +145,8 @@ class Pipeline:
 
     def is_cold(self, user_feats: pd.DataFrame) -> bool:
         """Whether every user-tower feature of the (one-row) frame is at its default."""
-        return all(feature_array(user_feats, name, self.contract)[0] == value
-                   for name, value in self.user_defaults.items())
+        return all(bool(np.all(feature_array(user_feats, name, self.contract)[0] == value))
+                   for name, value in self.user_defaults.items())  # a history: all padding
 
     def popularity_list(self, n: int) -> list[tuple[int, float]]:
         """The ``n`` most popular items with their popularity (0 where unknown)."""
@@ -177,6 +192,16 @@ class Pipeline:
                              priority=(TWO_TOWER, POPULARITY))
         return merge(lists, n, policy), cold
 
+    def _request(self, ctx: RequestContext) -> dict[str, Any]:
+        """Request fields for the request-time features: now, and the context's device."""
+        return request_values(self.contract, {TS_COLUMN: pd.Timestamp(self.clock()),
+                                              DEVICE_COLUMN: ctx.device})
+
+    def _log_features(self, feats: pd.DataFrame) -> None:
+        """Hand the scored feature vectors to the feature log (which never raises)."""
+        if self.feature_log is not None:
+            self.feature_log.record(feats, self.clock())
+
     def recommend(self, user_id: Any, k: Any, context: RequestContext | None = None) -> Answer:
         """Top ``k`` items for ``user_id`` (module docstring).
 
@@ -198,7 +223,7 @@ class Pipeline:
         if cands:
             ids = np.array([c.item_id for c in cands], dtype=np.int64)
             fused = np.array([c.score for c in cands], dtype=np.float64)
-            feats = self.rec.ranker_features(user_id, ids)
+            feats = self.rec.ranker_features(user_id, ids, self._request(ctx))
             if feats.attrs.get(DEFAULTED):
                 self._degrade(fallbacks, "feature_store", count=False)
             scores = fused
@@ -212,6 +237,8 @@ class Pipeline:
                     log.exception("ranker failed for user %s", user_id)
                     self._degrade(fallbacks, "ranker")
                     scores = fused
+                else:
+                    self._log_features(feats)
             order = np.argsort(-scores, kind="stable")
             slate = self._slate(ids[order], scores[order], feats.iloc[order])
             rules = dataclasses.replace(self.rules, diversity=params["diversity"]) \
@@ -265,7 +292,8 @@ class Pipeline:
         if not ids:
             raise InvalidRequest("item_ids must hold at least one id")
         fallbacks: list[str] = []
-        feats = self.rec.ranker_features(user_id, np.array(ids, dtype=np.int64))
+        feats = self.rec.ranker_features(user_id, np.array(ids, dtype=np.int64),
+                                         self._request(RequestContext()))
         if feats.attrs.get(DEFAULTED):
             self._degrade(fallbacks, "feature_store", count=False)
         try:
@@ -276,6 +304,7 @@ class Pipeline:
             log.exception("ranker failed in /rank for user %s", user_id)
             self._degrade(fallbacks, "ranker")
             return [{"item_id": i, "score": None} for i in ids], fallbacks
+        self._log_features(feats)
         order = np.argsort(-scores, kind="stable")
         return [{"item_id": ids[i], "score": float(scores[i])} for i in order], fallbacks
 

@@ -7,7 +7,8 @@ in-memory fetcher, and the Bento service stays a thin wrapper.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import pandas as pd
 from feature_repo.online import Fetch
 from serving.artifacts import Artifacts
 from shoprec.contract import RANKER, USER_TOWER, Contract
+from shoprec.sequences import pad_sequences
 
 _NUMERIC = {"int64": np.dtype(np.int64), "float64": np.dtype(np.float64)}
 MAX_K = 100
@@ -58,10 +60,16 @@ def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray
     column and with a fast path: a column that already has the contract dtype and no nulls
     (what ``feast_fetcher`` returns) is used as it is, with no pandas copy per request.
 
+    A ``sequence`` feature comes back as ``[n, max_len]`` (newest last, left-padded with the
+    pad element), padded by :func:`shoprec.sequences.pad_sequences` like in training.
+
     Raises:
         ValueError: naming the feature if a value cannot be cast to its dtype.
     """
     feat = contract.feature(name)
+    if feat.kind == "sequence":
+        col = df[name] if name in df else pd.Series([None] * len(df), index=df.index)
+        return pad_sequences(col, feat)
     np_dtype = _NUMERIC.get(feat.dtype)
     if name in df and np_dtype is not None:
         values = df[name].to_numpy()
@@ -73,6 +81,18 @@ def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray
         return col.astype(np_dtype if np_dtype is not None else str).to_numpy()
     except (TypeError, ValueError) as err:
         raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
+
+
+def request_values(contract: Contract, event: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's request fields from a live request's values, keyed by event column.
+
+    Training rows take each request field from an event column (the impression's ``event_ts``
+    and ``device``, ``RequestField.event_column``); a live request supplies the same roles, so
+    mapping by event column makes the on-demand features see the same kind of value on both
+    sides. Fields whose value is ``None`` or absent are left out (the fetcher fills them).
+    """
+    return {r.name: event[r.event_column] for r in contract.request_fields
+            if event.get(r.event_column) is not None}
 
 
 def model_inputs(df: pd.DataFrame, keys: list[str], contract: Contract,
@@ -139,20 +159,29 @@ class Recommender:
             return np.empty(0, dtype=np.int64)
         return self.search(self.user_embedding(user_id), n)[0]
 
-    def ranker_features(self, user_id: int, item_ids: np.ndarray) -> pd.DataFrame:
+    def ranker_features(self, user_id: int, item_ids: np.ndarray,
+                        request: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """``ranker`` features of ``(user_id, item)`` pairs in one batched fetch, in order.
+
+        Args:
+            user_id: The user.
+            item_ids: The candidates.
+            request: Request fields (:func:`request_values`) the request-time features read,
+                the same on every row; absent ones are filled by the fetcher as "now" and
+                "unknown".
 
         The frame keeps the fetcher's ``attrs`` (``serving.fallback`` marks defaulted answers).
         """
         entity_df = pd.DataFrame({"user_id": np.full(len(item_ids), user_id, dtype=np.int64),
-                                  "item_id": np.asarray(item_ids, dtype=np.int64)})
+                                  "item_id": np.asarray(item_ids, dtype=np.int64),
+                                  **{k: [v] * len(item_ids) for k, v in (request or {}).items()}})
         feats = self.fetch(RANKER, entity_df)
         if len(feats) != len(entity_df):
             raise RuntimeError(
                 f"fetch({RANKER!r}) returned {len(feats)} rows for {len(entity_df)} pairs")
         attrs = dict(feats.attrs)
         feats = feats.reset_index(drop=True)
-        feats[["user_id", "item_id"]] = entity_df  # rows are positional; keys are ours
+        feats[["user_id", "item_id"]] = entity_df[["user_id", "item_id"]]  # rows are positional
         feats.attrs.update(attrs)
         return feats
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import bentoml
 from pydantic import BaseModel, Field
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 RETRIEVAL_MODEL = "shoprec_retrieval"
 RANKER_MODEL = "shoprec_ranker"
-NO_PUSH = ("not pushed: the feature repo defines no Feast push source yet; the next pipeline "
-           "run ingests the landing file")
 
 
 class BentoArgs(BaseModel):
@@ -81,6 +79,7 @@ class ShopRec:
         from serving.artifacts import load_artifacts
         from serving.config import load_experiments, load_pipeline, load_rerank
         from serving.fallback import CounterLog, ResilientFetch, load_catalogue
+        from serving.feature_log import FeatureLog
         from serving.feedback import PurchaseMemory, recent_purchases
         from serving.metrics import prometheus_sink
         from serving.pipeline import Pipeline
@@ -97,7 +96,9 @@ class ShopRec:
         config, rules = load_pipeline(contract), load_rerank()
         self.counters = CounterLog(prometheus_sink())
         artifacts = load_artifacts(self.retrieval.path, self.ranker.path)
-        raw = feast_fetcher(open_feature_store(self.settings), contract)
+        self.store = open_feature_store(self.settings)
+        self.contract = contract
+        raw = feast_fetcher(self.store, contract)
         # Warm up with the raw fetcher before /readyz turns green: the first call traces TF
         # functions and loads the Feast registry, and a broken store config fails startup.
         Recommender(artifacts, raw, contract).recommend(0, 1)
@@ -105,12 +106,19 @@ class ShopRec:
         purchases = PurchaseMemory(rules.purchase_window_days)
         since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=rules.purchase_window_days)
         purchases.add_frame(recent_purchases(self.settings, since))
+        # every ranked feature vector, for the training-serving skew check (validation.skew)
+        self.feature_log = FeatureLog(self.settings, contract, background=True)
         self.pipeline = Pipeline(
             Recommender(artifacts, fetch, contract, n_candidates=config.n_candidates),
             load_catalogue(self.settings.features_dir, contract, config.roles, "popularity",
                            artifacts.item_ids),
             purchases, config, rules, load_experiments(), self.counters,
-            ItemNeighbours(artifacts.index, artifacts.item_ids))
+            ItemNeighbours(artifacts.index, artifacts.item_ids), feature_log=self.feature_log)
+
+    @bentoml.on_shutdown
+    def close_feature_log(self) -> None:
+        """Write the buffered feature vectors: a worker stopping must not drop its log tail."""
+        self.feature_log.close()
 
     @staticmethod
     def _bad_request(err: Exception) -> bentoml.exceptions.BentoMLException:
@@ -192,4 +200,23 @@ class ShopRec:
         for event_type, n in frame["event_type"].value_counts().items():
             self.counters.inc(FEEDBACK, float(n), event_type=str(event_type))
         return FeedbackResponse(stored=len(frame), file=str(path.relative_to(self.settings.home)),
-                                event_ids=frame[EVENT_SCHEMA.key].tolist(), online_push=NO_PUSH)
+                                event_ids=frame[EVENT_SCHEMA.key].tolist(),
+                                online_push=self._push(frame, now))
+
+    def _push(self, frame: Any, now: Any) -> str:
+        """Refresh the users' online features from the new events (Feast push), or say why not.
+
+        The events are already stored in the landing area, so a failed push loses nothing: the
+        next pipeline run ingests them. It is counted as the ``push`` fallback.
+        """
+        from feature_repo.push import push_events
+        from serving.fallback import FALLBACK
+
+        try:
+            report = push_events(self.settings, self.contract, self.store, frame, now=now)
+        except Exception as err:  # noqa: BLE001 - the events are stored; freshness can wait
+            log.exception("online push of %d feedback events failed", len(frame))
+            self.counters.inc(FALLBACK, reason="push")
+            return f"not pushed ({type(err).__name__}: {err}); the next pipeline run ingests them"
+        rows = {view: r["rows"] for view, r in report["views"].items()}
+        return f"pushed {rows} in {report['seconds'] * 1000:.0f} ms"

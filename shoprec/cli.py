@@ -12,8 +12,13 @@ import json
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoprec.settings import Settings
+
+if TYPE_CHECKING:
+    from shoprec.contract import Contract
+    from shoprec.intervals import Interval
 
 PRESETS: dict[str, dict[str, int | float]] = {
     "tiny": {"n_users": 150, "n_items": 120, "n_categories": 6, "n_shops": 12, "days": 6,
@@ -84,6 +89,70 @@ def _info(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _monitoring_interval(args: argparse.Namespace, settings: Settings,
+                         contract: Contract) -> Interval:
+    """The interval of ``--date-from``/``--date-to``, else the newest snapshot day."""
+    from validation.monitoring_report import monitoring_interval
+
+    try:
+        return monitoring_interval(settings, contract, date_from=args.date_from,
+                                   date_to=args.date_to)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(str(err)) from err
+
+
+def _drift(args: argparse.Namespace, settings: Settings) -> int:
+    """PSI per contract feature; exit code 1 with ``--strict`` when a feature alerts."""
+    from validation.drift import DriftConfig, drift_report
+
+    contract = settings.load_contract()
+    interval = _monitoring_interval(args, settings, contract)
+    try:
+        config = DriftConfig(threshold=args.threshold, reference_days=args.reference_days)
+        report = drift_report(settings, contract, interval, config)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise SystemExit(f"drift check failed for {interval.key}: {err}") from err
+    for m in report.metrics:
+        value = "-" if m["psi"] is None else f"{m['psi']:.4f}"
+        print(f"{m['name']:<36} {m['kind']:<12} PSI {value:>8}{'  ALERT' if m['alert'] else ''}")
+    print(f"alerts ({interval.key}, threshold {config.threshold}): "
+          f"{', '.join(report.alerts) or 'none'}\nreport: {report.paths['html']}")
+    return 1 if args.strict and report.alerts else 0
+
+
+def _skew(args: argparse.Namespace, settings: Settings) -> int:
+    """Served vs offline feature vectors; exit code 1 with ``--strict`` when one is flagged."""
+    from validation.skew import NoServedVectors, SkewConfig, served_rows, skew_report
+
+    contract = settings.load_contract()
+    interval = _monitoring_interval(args, settings, contract)
+    try:
+        config = SkewConfig(rel_tol=args.rel_tol, max_rows=args.max_rows or None,
+                            alert_rate=args.alert_rate)
+        served_rows(settings, contract, interval, config)  # fail before importing Feast
+    except (NoServedVectors, ValueError) as err:
+        raise SystemExit(f"skew check failed for {interval.key}: {err}") from err
+    from feature_repo.online import open_feature_store
+
+    report = skew_report(settings, contract, interval, open_feature_store(settings), config)
+    print(f"{'feature':<36} {'checked':>8} {'mismatched':>10} {'rate':>8}")
+    for f in report.features:
+        rate = "-" if f["rate"] is None else f"{f['rate']:.4f}"
+        print(f"{f['feature']:<36} {f['checked']:>8} {f['mismatched']:>10} {rate:>8}"
+              f"{'  FLAGGED' if f['flagged'] else ''}")
+    print(f"flagged ({interval.key}, {report.rows_checked} of {report.rows_logged} rows): "
+          f"{', '.join(report.flagged) or 'none'}\nreport: {report.paths['html']}")
+    return 1 if args.strict and report.flagged else 0
+
+
+def _monitoring_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date-from", help="first day (YYYY-MM-DD); default: the newest "
+                                            "feature-snapshot day")
+    parser.add_argument("--date-to", help="last day, inclusive (default: --date-from)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with code 1 when anything is flagged")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, separate from :func:`main` so tests can inspect it."""
     parser = argparse.ArgumentParser(prog="shoprec", description=__doc__.splitlines()[0])
@@ -110,6 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show settings and the FeatureServices of the contract")
     info.set_defaults(func=_info)
+
+    drift = sub.add_parser("drift", help="feature drift (PSI) of an interval vs the training "
+                                         "window; writes reports/drift/<interval>/")
+    _monitoring_args(drift)
+    drift.add_argument("--threshold", type=float, default=0.2, help="PSI alert threshold")
+    drift.add_argument("--reference-days", type=int,
+                       help="training window length (default: every earlier snapshot)")
+    drift.set_defaults(func=_drift)
+
+    skew = sub.add_parser("skew", help="training-serving skew of the logged served feature "
+                                       "vectors; writes reports/skew/<interval>/")
+    _monitoring_args(skew)
+    skew.add_argument("--max-rows", type=int, default=50_000,
+                      help="logged rows checked at most (seeded sample; 0: all)")
+    skew.add_argument("--alert-rate", type=float, default=0.0,
+                      help="flag a feature whose mismatch rate exceeds this")
+    skew.add_argument("--rel-tol", type=float, default=1e-6,
+                      help="relative tolerance for float features")
+    skew.set_defaults(func=_skew)
     return parser
 
 

@@ -10,8 +10,17 @@ import pandas as pd
 import pytest
 
 from feature_repo.build import build_snapshots
-from shoprec.contract import CONTRACT, ITEM_SCHEMA
-from shoprec.recipes import Count, MeanItemAttr, SmoothedRatio, TopItemAttr
+from shoprec.contract import CONTRACT, EVENT_TYPES, ITEM_SCHEMA
+from shoprec.recipes import (
+    GAP_HOURS,
+    ITEM,
+    Count,
+    DaysSinceLast,
+    MeanItemAttr,
+    SmoothedRatio,
+    TopItemAttr,
+)
+from shoprec.sequences import decode_lists
 from shoprec.settings import Settings
 from tests.data.feature_fixtures import (
     synthetic_log,
@@ -45,7 +54,11 @@ def test_files_have_contract_columns_and_dtypes(tiny):
         assert list(df.columns) == [key, *(f.name for f in feats), TS]
         assert df[key].dtype == np.int64 and str(df[TS].dtype) == "datetime64[ns, UTC]"
         for f in feats:
-            assert str(df[f.name].dtype) == f.dtype, f.name
+            if f.kind == "sequence":  # encoded strings of the element dtype, <= max_len long
+                assert all(isinstance(v, str) for v in df[f.name]), f.name
+                assert all(len(v) <= f.max_len for v in decode_lists(df[f.name], f.dtype))
+            else:
+                assert str(df[f.name].dtype) == f.dtype, f.name
         assert not df.duplicated([key, TS]).any()
         # first snapshot: the day after the first event; last: the day after the last event
         assert df[TS].min() == pd.Timestamp("2025-03-02", tz="UTC")
@@ -55,10 +68,14 @@ def test_files_have_contract_columns_and_dtypes(tiny):
 def test_user_stats_by_hand(tiny):
     us = tiny["user_stats"]
     # 03-02 covers 03-01: u1 2 impressions, 1 click (item 10: price 10, category 1)
-    assert row(us, "user_id", 1, "2025-03-02") == {
-        "user_id": 1, "u_impressions_30d": 2, "u_clicks_30d": 1, "u_purchases_30d": 0,
-        "u_ctr_30d": pytest.approx(2 / 22), "u_avg_price_30d": 10.0, "u_top_category": 1,
-        TS: pd.Timestamp("2025-03-02", tz="UTC")}
+    r = row(us, "user_id", 1, "2025-03-02")
+    assert {k: r[k] for k in ("u_impressions_30d", "u_impressions_1d", "u_clicks_30d",
+                              "u_clicks_1d", "u_purchases_30d", "u_ctr_30d", "u_avg_price_30d",
+                              "u_top_category", "u_top_category_2")} == {
+        "u_impressions_30d": 2, "u_impressions_1d": 2, "u_clicks_30d": 1, "u_clicks_1d": 1,
+        "u_purchases_30d": 0, "u_ctr_30d": pytest.approx(2 / 22), "u_avg_price_30d": 10.0,
+        "u_top_category": 1, "u_top_category_2": -1}
+    assert r["u_days_since_last"] == pytest.approx(15 / 24 - 1 / 1440)  # last: 03-01 09:01
     # 03-03 adds 03-02: clicks on items 12 (20.0, cat 2) and 11 (30.0, cat 2), one purchase
     r = row(us, "user_id", 1, "2025-03-03")
     assert (r["u_impressions_30d"], r["u_clicks_30d"], r["u_purchases_30d"]) == (4, 3, 1)
@@ -128,30 +145,52 @@ def test_changed_window_changes_values(settings):
     assert row(us, "user_id", 1, "2025-03-03")["u_impressions_30d"] == 2  # only 03-02 counted
 
 
-def brute_force_user_stats(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """The user_stats definition applied literally, one snapshot day at a time."""
+def _per_user(events: pd.DataFrame, items: pd.DataFrame) -> dict[int, dict[str, np.ndarray]]:
+    """Each user's events (joined to the catalogue) as arrays in time order, ties by funnel
+    position then item id."""
     ev = events.merge(items[[ITEM_SCHEMA.key, "price", "category_id"]], on="item_id", how="left")
+    ev["event_ts"] = ev["event_ts"].dt.tz_convert(None)  # naive UTC: plain datetime64 arrays
     ev["day"] = ev["event_ts"].dt.floor("D")
+    ev["funnel"] = ev["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)})
+    ev = ev.sort_values(["event_ts", "funnel", "item_id"], kind="stable")
+    cols = ["day", "event_ts", "event_type", "item_id", "price", "category_id"]
+    return {u: {c: g[c].to_numpy() for c in cols} for u, g in ev.groupby("user_id")}
+
+
+def brute_force_user_stats(events: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The user_stats definition applied literally, one snapshot day and user at a time."""
+    users = _per_user(events, items)
     feats = {f.name: f for f in CONTRACT.view_features("user_stats")}
+    days = events["event_ts"].dt.floor("D")
     out = []
-    first, last = ev["day"].min(), ev["day"].max()
-    for d in pd.date_range(first + pd.Timedelta(days=1), last + pd.Timedelta(days=1), tz="UTC"):
-        seen = ev[(ev["day"] >= d - pd.Timedelta(days=31)) & (ev["day"] < d)]
-        for user, g in seen.groupby("user_id"):
+    for d in pd.date_range(days.min() + pd.Timedelta(days=1), days.max() + pd.Timedelta(days=1)):
+        d64 = d.tz_convert(None).to_datetime64()
+        for user, a in users.items():
+            day = a["day"]
+            if not ((day >= d64 - np.timedelta64(31, "D")) & (day < d64)).any():
+                continue
             rec = {"user_id": user, TS: d}
             for name, f in feats.items():
                 r = f.recipe
                 if isinstance(r, SmoothedRatio):
                     continue
-                w = g[(g["day"] >= d - pd.Timedelta(days=r.window_days))
-                      & g["event_type"].isin(r.events)]
+                m = ((day >= d64 - np.timedelta64(r.window_days, "D")) & (day < d64)
+                     & np.isin(a["event_type"], r.events))
                 if isinstance(r, Count):
-                    rec[name] = len(w)
-                elif isinstance(r, MeanItemAttr):
-                    rec[name] = w[r.attr].mean() if len(w) else f.default
-                elif isinstance(r, TopItemAttr):
-                    c = w[r.attr].value_counts()
-                    rec[name] = min(c[c == c.max()].index) if len(c) else f.default
+                    rec[name] = int(m.sum())
+                    continue
+                if isinstance(r, DaysSinceLast):
+                    last = a["event_ts"][m].max() if m.any() else None
+                    rec[name] = (d64 - last) / np.timedelta64(1, "D") if m.any() else f.default
+                    continue
+                vals = a[r.attr][m]
+                vals = vals[~pd.isna(vals)]
+                if isinstance(r, MeanItemAttr):
+                    rec[name] = vals.mean() if len(vals) else f.default
+                elif isinstance(r, TopItemAttr):  # by count desc, then value asc
+                    c = sorted(pd.Series(vals).value_counts().items(),
+                               key=lambda kv: (-kv[1], kv[0]))
+                    rec[name] = c[r.rank - 1][0] if len(c) >= r.rank else f.default
             for name, f in feats.items():
                 if isinstance(f.recipe, SmoothedRatio):
                     r = f.recipe
@@ -161,11 +200,45 @@ def brute_force_user_stats(events: pd.DataFrame, items: pd.DataFrame) -> pd.Data
     return pd.DataFrame(out)
 
 
+def brute_force_histories(events: pd.DataFrame, items: pd.DataFrame,
+                          snapshots: pd.DataFrame) -> dict[str, list[list]]:
+    """Each user_sequence feature of each snapshot row, from a literal filter of the user's
+    time-ordered events."""
+    users = _per_user(events, items)
+    out: dict[str, list[list]] = {f.name: [] for f in CONTRACT.view_features("user_sequence")}
+    for user, day in zip(snapshots["user_id"], snapshots[TS], strict=True):
+        a, day = users[user], day.tz_convert(None)
+        ts = pd.DatetimeIndex(a["event_ts"])
+        for f in CONTRACT.view_features("user_sequence"):
+            r = f.recipe
+            m = ((ts >= day - pd.Timedelta(days=r.window_days)) & (ts < day)
+                 & np.isin(a["event_type"], r.events))
+            keep = np.flatnonzero(m)[-f.max_len:]
+            if r.value == ITEM:
+                out[f.name].append(a["item_id"][keep].tolist())
+            elif r.value == GAP_HOURS:
+                out[f.name].append(((day - ts[keep]) / pd.Timedelta(hours=1)).tolist())
+            else:
+                vals = pd.Series(a[r.value][keep], dtype=float)
+                out[f.name].append(vals.fillna(f.default).astype(int).tolist())
+    return out
+
+
 def test_random_log_matches_brute_force(settings):
     events, items, users = synthetic_log(3_000, n_users=12, n_items=15, days=45, seed=3)
+    items = items[items["item_id"] != 3]  # an item missing from the catalogue: category -1
     write_event_store(settings, events)
     write_tables(settings, items, users)
-    got = pd.read_parquet(build_snapshots(settings, CONTRACT)["user_stats"])
+    paths = build_snapshots(settings, CONTRACT)
+    seqs = pd.read_parquet(paths["user_sequence"])
+    want_seqs = brute_force_histories(events, items, seqs)
+    assert sum(len(v) for v in want_seqs["u_hist_item_ids"]) > 1000  # long, truncated lists
+    assert any(-1 in v for v in want_seqs["u_hist_category_ids"])
+    for name, want_lists in want_seqs.items():
+        got_lists = decode_lists(seqs[name], CONTRACT.feature(name).dtype)
+        for got_list, want_list in zip(got_lists, want_lists, strict=True):
+            np.testing.assert_allclose(got_list, want_list, err_msg=name)
+    got = pd.read_parquet(paths["user_stats"])
     want = brute_force_user_stats(events, items)
     merged = want.merge(got, on=["user_id", TS], suffixes=("_want", ""), how="outer",
                         indicator=True)

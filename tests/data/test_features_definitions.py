@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from feature_repo.definitions import feast_objects, source_name
+from feature_repo.definitions import feast_objects, request_source_name, source_name
+from feature_repo.push_sources import push_source_name, pushable_views
 from shoprec.contract import CONTRACT, RANKER, USER_TOWER
 from shoprec.settings import Settings
 from tests.conftest import REPO_ROOT
@@ -51,13 +52,32 @@ def test_views_follow_the_contract(objs, home):
         assert fv.entities == [spec.entity] and fv.description == spec.description
         assert [f.name for f in fv.features] == [f.name for f in CONTRACT.view_features(spec.name)]
         for field, feat in zip(fv.features, CONTRACT.view_features(spec.name), strict=True):
-            assert str(field.dtype).lower().endswith(feat.dtype), (field.dtype, feat.dtype)
+            # a sequence is stored as its string encoding; element dtype and length are tags
+            want = "string" if feat.kind == "sequence" else feat.dtype
+            assert str(field.dtype).lower() == want.lower(), (field.dtype, feat.dtype)
+            if feat.kind == "sequence":
+                assert field.tags["max_len"] == str(feat.max_len) and feat.dtype in (
+                    "int64", "float64")
             assert field.description == feat.description
             assert field.tags["default"] == str(feat.default)
         src = objs.sources[spec.name]
         assert src.name == source_name(spec.name) and fv.batch_source is src
         assert src.path == str(home.features_dir / f"{spec.name}.parquet")
         assert src.timestamp_field == CONTRACT.timestamp_field
+
+
+def test_request_view_is_a_python_on_demand_view_of_the_shared_function(objs):
+    from feast import RequestSource
+
+    (spec,) = CONTRACT.request_views
+    odfv = objs.on_demand_views[spec.name]
+    assert odfv.mode == "python" and [f.name for f in odfv.features] == [
+        f.name for f in CONTRACT.view_features(spec.name)]
+    assert "from feature_repo.request_context import compute" in odfv.udf_string
+    (source,) = odfv.source_request_sources.values()
+    assert isinstance(source, RequestSource) and source is objs.sources[spec.name]
+    assert [f.name for f in source.schema] == [r.name for r in CONTRACT.request_fields]
+    assert spec.name not in objs.views  # nothing to snapshot or materialize
 
 
 def test_every_service_serves_exactly_the_contract_features(objs):
@@ -105,10 +125,15 @@ def test_cli_files_expose_every_object_once(home, monkeypatch):
     found = sorted(e.name for e in repo.entities if e.name != DUMMY_ENTITY_NAME)  # feast adds it
     assert found == sorted(e.name for e in CONTRACT.entities)
     assert sorted(v.name for v in repo.feature_views) == sorted(v.name for v in CONTRACT.views)
+    assert sorted(v.name for v in repo.on_demand_feature_views) == sorted(
+        v.name for v in CONTRACT.request_views)
     assert sorted(s.name for s in repo.feature_services) == sorted(CONTRACT.services)
     assert sorted(d.name for d in repo.data_sources) == sorted(
-        source_name(v.name) for v in CONTRACT.views)
-    assert all(str(home.features_dir) in d.path for d in repo.data_sources)
+        [*(source_name(v.name) for v in CONTRACT.views),
+         *(request_source_name(v.name) for v in CONTRACT.request_views),
+         *(push_source_name(v) for v in pushable_views(CONTRACT))])
+    assert all(str(home.features_dir) in d.path for d in repo.data_sources
+               if d.name.endswith("_source"))
 
 
 @pytest.mark.integration

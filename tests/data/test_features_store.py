@@ -65,17 +65,27 @@ def test_online_store_answers_latest_snapshot(home, first_run):
     assert list(users.columns) == ["user_id",
                                    *(f.name for f in CONTRACT.service_features(USER_TOWER))]
     # u2 at 04-11 (its latest): the 04-10 impression + click on item 11 (category 2)
-    assert users.iloc[0].to_dict() == {"user_id": 2, "u_clicks_30d": 1, "u_purchases_30d": 0,
-                                       "u_ctr_30d": pytest.approx(2 / 21), "u_top_category": 2}
-    # u1's latest row is its 04-02 exit row (zero counts), not its 03-xx activity
+    u2 = users.iloc[0].to_dict()
+    assert {k: u2[k] for k in ("user_id", "u_clicks_30d", "u_purchases_30d", "u_ctr_30d",
+                               "u_top_category", "u_days_since_last")} == {
+        "user_id": 2, "u_clicks_30d": 1, "u_purchases_30d": 0, "u_ctr_30d": pytest.approx(2 / 21),
+        "u_top_category": 2, "u_days_since_last": pytest.approx((17 * 3600 - 9) / 86400)}
+    # the Array feature comes back as a list and is padded like in training
+    assert u2["u_hist_item_ids"].tolist() == [-1] * 49 + [11]
+    # u1's latest row is its 04-02 exit row (zero counts, empty history), not its 03-xx activity
     assert users.iloc[1]["u_clicks_30d"] == 0 and users.iloc[1]["u_ctr_30d"] == 0.05
-    # unknown user: contract defaults, contract dtypes
-    assert users.iloc[2].to_dict() == {"user_id": 404, **CONTRACT.defaults(
-        [f.name for f in CONTRACT.service_features(USER_TOWER)])}
+    assert users.iloc[1]["u_hist_category_ids"].tolist() == [-1] * 50
+    # unknown user: contract defaults (all padding for a history), contract dtypes
+    unknown = users.iloc[2].to_dict()
+    for f in CONTRACT.service_features(USER_TOWER):
+        want = [f.default] * f.max_len if f.kind == "sequence" else f.default
+        got = unknown[f.name].tolist() if f.kind == "sequence" else unknown[f.name]
+        assert got == want, f.name
     assert str(users["u_clicks_30d"].dtype) == "int64"
     items = fstore.online_features(store, CONTRACT, ITEM_TOWER, pd.DataFrame({"item_id": [11]}))
-    assert items.iloc[0].to_dict() == {"item_id": 11, "i_clicks_30d": 1, "i_category_id": 2,
-                                       "i_shop_id": 100, "i_price": 30.0}
+    assert items.iloc[0].to_dict() == {"item_id": 11, "i_clicks_30d": 1, "i_popularity_7d": 1,
+                                       "i_category_id": 2, "i_shop_id": 100, "i_price": 30.0,
+                                       "i_price_band": 5}
     ranked = fstore.online_features(store, CONTRACT, RANKER,
                                     pd.DataFrame({"user_id": [2], "item_id": [11]}))
     assert ranked.iloc[0]["i_age_days"] == 39.5  # 04-11 minus launch 03-02 12:00

@@ -39,7 +39,9 @@ def test_ui_lists_contract_objects_and_stops_cleanly(settings):
         assert CONTRACT.project in [p["spec"]["name"] for p in projects]
         q = {"project": CONTRACT.project}
         views = httpx.get(f"{base}/feature_views", params=q).json()["featureViews"]
-        assert sorted(v["spec"]["name"] for v in views) == sorted(v.name for v in CONTRACT.views)
+        # the UI lists batch and on-demand (request-time) views together
+        assert sorted(v["spec"]["name"] for v in views) == sorted(
+            v.name for v in [*CONTRACT.views, *CONTRACT.request_views])
         services = httpx.get(f"{base}/feature_services", params=q).json()["featureServices"]
         by_name = {s["spec"]["name"]: s["spec"] for s in services}
         assert sorted(by_name) == sorted(CONTRACT.services)

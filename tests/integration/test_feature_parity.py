@@ -99,8 +99,10 @@ def test_ranker_training_columns_are_the_served_model_inputs(default_run: dict[s
     assert [k for k in default_run["user_inputs"] if k != "user_id"] == user_cols
     assert set(user_cols) <= set(default_run["retrieval"].columns)
     for name, values in default_run["inputs"].items():  # same dtypes as the training columns
-        if name in trained_on:
-            assert values.dtype == default_run["ranker"][name].dtype, name
+        if name in trained_on:  # a sequence column holds arrays: compare its element dtype
+            column = default_run["ranker"][name]
+            trained = np.stack(column.to_numpy()) if column.dtype == object else column
+            assert values.dtype == trained.dtype and values.shape[1:] == trained.shape[1:], name
 
 
 def test_changing_the_contract_changes_training_and_serving(tmp_path) -> None:

@@ -111,8 +111,34 @@ def test_recommend_over_http_from_the_built_bento(pipeline: Settings) -> None:
 
         # The champion, not the worse challenger trained after it.
         assert resp.json()["model_version"] == champion(pipeline)["run_id"]
+        _feedback_is_pushed_online(srv, pipeline, newcomer=int(users.max()) + 1000, item=ids[0])
     finally:
         serve.stop(srv)
+
+
+def _feedback_is_pushed_online(srv, settings: Settings, newcomer: int, item: int) -> None:
+    """/feedback: a never-seen user's click is in its online features at once (Feast push)."""
+    from datetime import UTC, datetime, timedelta
+
+    from feature_repo.store import online_features, open_store
+    from shoprec.contract import CONTRACT, USER_TOWER
+    from shoprec.recipes import Count
+
+    when = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0).isoformat()
+    resp = httpx.post(f"{srv.url}/feedback", timeout=60, json={"events": [
+        {"user_id": newcomer, "item_id": item, "event_type": t, "event_ts": when}
+        for t in ("impression", "click")]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["online_push"].startswith("pushed"), resp.json()["online_push"]
+    feats = online_features(open_store(settings), CONTRACT, USER_TOWER,
+                            pd.DataFrame({"user_id": [newcomer]}))
+    user_feats = CONTRACT.service_features(USER_TOWER)
+    clicks = [f.name for f in user_feats if f.recipe == Count(("click",), 30)]
+    history = [f for f in user_feats if f.kind == "sequence" and f.target == "item_id"]
+    assert clicks and history
+    assert feats.loc[0, clicks[0]] == 1  # a cold user a moment ago
+    seq = feats.loc[0, history[0].name].tolist()  # as models see it: left-padded, newest last
+    assert seq == [history[0].default] * (history[0].max_len - 1) + [item]
 
 
 def test_failing_batch_leaves_online_store_and_models_unchanged(pipeline: Settings,

@@ -24,7 +24,12 @@ def _feature_values(rng: np.random.Generator, names: list[str], n: int) -> dict[
     out: dict[str, np.ndarray] = {}
     for name in names:
         f = CONTRACT.feature(name)
-        if f.kind == "count":
+        if f.kind == "sequence":  # variable-length histories (0 .. max_len + 5), newest last
+            lengths = rng.integers(0, f.max_len + 6, n)
+            out[name] = np.array([(rng.integers(0, 50, k) if f.dtype == "int64"
+                                   else rng.gamma(2.0, 10.0, k)).astype(f.dtype)
+                                  for k in lengths] + [None], dtype=object)[:-1]
+        elif f.kind == "count":
             out[name] = rng.poisson(20, n).astype(np.int64)
         elif f.kind == "categorical":
             out[name] = rng.integers(0, 50, n).astype(np.int64)
@@ -47,8 +52,12 @@ def make_toy_data(n_users: int = 400, n_items: int = 300, n_cats: int = 10,
     pref = rng.integers(0, n_cats, n_users)
     item_ids = np.arange(n_items, dtype=np.int64) + 50_000
     item_cat = rng.integers(0, n_cats, n_items)
-    item_names = [f.name for f in CONTRACT.features if f.view != "user_stats"]
-    user_names = [f.name for f in CONTRACT.features if f.view == "user_stats"]
+    def of(entity: str) -> list[str]:  # request-time features vary per row: put them on items
+        return [f.name for f in CONTRACT.features if (CONTRACT.is_request_view(f.view) and
+                entity == "item") or (not CONTRACT.is_request_view(f.view)
+                                      and CONTRACT.view(f.view).entity == entity)]
+
+    item_names, user_names = of("item"), of("user")
     items = pd.DataFrame({"item_id": item_ids, **_feature_values(rng, item_names, n_items)})
     items["i_category_id"] = item_cat.astype(np.int64)
     users = pd.DataFrame({"user_id": user_ids, **_feature_values(rng, user_names, n_users)})
@@ -73,7 +82,8 @@ def make_toy_data(n_users: int = 400, n_items: int = 300, n_cats: int = 10,
     ranker = frame(*rows(imp_per_user, 0.4))
     match = ranker["u_top_category"].to_numpy() == ranker["i_category_id"].to_numpy()
     ranker["label"] = (rng.random(len(ranker)) < np.where(match, 0.7, 0.1)).astype(np.int64)
-    r_cols = ["user_id", "item_id", "event_ts", "label",
+    ranker["label_purchase"] = ranker["label"] * (rng.random(len(ranker)) < 0.3)
+    r_cols = ["user_id", "item_id", "event_ts", "label", "label_purchase",
               *(f.name for f in CONTRACT.service_features("ranker"))]
     t_cols = ["user_id", "item_id", "event_ts",
               *dict.fromkeys(f.name for s in (USER_TOWER, ITEM_TOWER)

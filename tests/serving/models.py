@@ -1,9 +1,11 @@
 """Small but real SavedModels, FAISS index and feature tables with hand-computable behaviour.
 
-The user tower puts a user on the unit circle at angle ``user_id + sum(features)`` degrees;
-item ``i`` of the index sits at ``10 * i`` degrees, so FAISS inner-product retrieval returns
-the items nearest in angle. The ranker's score is ``0.01 * i_price + 0.001 * u_clicks_30d``
-(every other input is accepted and multiplied by zero), so the final order is the price order.
+The user tower puts a user on the unit circle at angle ``user_id + sum(feature - default)``
+degrees over its scalar features (a cold user, all defaults, sits at ``user_id`` degrees
+whatever the contract's defaults are); item ``i`` of the index sits at ``10 * i`` degrees, so
+FAISS inner-product retrieval returns the items nearest in angle. The ranker's score is
+``0.01 * i_price + 0.001 * u_clicks_30d`` (every other input, sequences included, is accepted
+and multiplied by zero), so the final order is the price order.
 """
 
 from __future__ import annotations
@@ -36,8 +38,24 @@ ITEM_IDS = np.array([item_id(i) for i in range(N_ITEMS)], dtype=np.int64)
 def _specs(tf, contract: Contract, service: str, keys: list[str]) -> dict:
     specs = {k: tf.TensorSpec([None], tf.int64, name=k) for k in keys}
     for f in contract.service_features(service):
-        specs[f.name] = tf.TensorSpec([None], tf.as_dtype(f.dtype), name=f.name)
+        shape = [None, f.max_len] if f.kind == "sequence" else [None]
+        specs[f.name] = tf.TensorSpec(shape, tf.as_dtype(f.dtype), name=f.name)
     return specs
+
+
+def _rows(tf, inputs: dict, contract: Contract, centred: bool) -> list:
+    """Each input as a float64 ``[B]`` term: sequences summed and zeroed; scalars minus their
+    default when ``centred``."""
+    terms = []
+    for name, v in inputs.items():
+        x = tf.cast(v, tf.float64)
+        if len(v.shape) == 2:
+            terms.append(tf.reduce_sum(x, axis=1) * 0.0)
+        elif centred and name != "user_id":
+            terms.append(x - float(contract.feature(name).default))
+        else:
+            terms.append(x)
+    return terms
 
 
 def save_user_tower(path: Path, contract: Contract) -> None:
@@ -47,7 +65,7 @@ def save_user_tower(path: Path, contract: Contract) -> None:
     class UserTower(tf.Module):
         @tf.function(input_signature=[specs])
         def serve(self, inputs):
-            deg = tf.add_n([tf.cast(v, tf.float64) for v in inputs.values()])
+            deg = tf.add_n(_rows(tf, inputs, contract, centred=True))
             rad = deg * (math.pi / 180.0)
             emb = tf.stack([tf.cos(rad), tf.sin(rad)], axis=1)
             return {"embedding": tf.cast(emb, tf.float32)}
@@ -64,7 +82,7 @@ def save_ranker(path: Path, contract: Contract) -> None:
     class Ranker(tf.Module):
         @tf.function(input_signature=[specs])
         def serve(self, inputs):
-            zero = tf.add_n([tf.cast(v, tf.float64) for v in inputs.values()]) * 0.0
+            zero = tf.add_n(_rows(tf, inputs, contract, centred=False)) * 0.0
             s = 0.01 * inputs["i_price"] + 0.001 * tf.cast(inputs["u_clicks_30d"], tf.float64)
             return {"score": tf.cast(s + zero, tf.float32)}
 
@@ -96,12 +114,14 @@ def make_run_dir(run_dir: Path, contract: Contract, run_id: str = "test-run") ->
 
 
 def user_table(contract: Contract) -> pd.DataFrame:
-    """User 7: features sum to 6.5, so the user sits at 13.5 degrees. Users >= 100: no row."""
+    """Users 7, 8, 50: defaults except clicks 3, purchases 1, ctr 0.5 and top category 2, i.e.
+    3 + 1 + 0.45 + 3 = 7.45 from the defaults: user 7 sits at 14.45 degrees. Users >= 100: no
+    row. No behaviour sequences (the user_sequence view is left empty)."""
     rows = []
     for uid in (7, 8, 50):
         row: dict = {"user_id": uid}
         for f in contract.view_features("user_stats"):
-            row[f.name] = 0.0 if f.dtype == "float64" else 0
+            row[f.name] = f.default
         row.update(u_clicks_30d=3, u_purchases_30d=1, u_ctr_30d=0.5, u_top_category=2)
         rows.append(row)
     return pd.DataFrame(rows)

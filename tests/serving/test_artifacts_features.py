@@ -25,7 +25,7 @@ def test_signatures_take_contract_inputs_with_contract_dtypes(artifacts):
 
 
 def test_signature_rejects_missing_inputs(artifacts):
-    with pytest.raises(ValueError, match=r"missing inputs \['u_clicks_30d'"):
+    with pytest.raises(ValueError, match=r"user_tower: missing inputs \[.*'u_clicks_30d'"):
         artifacts.user_tower({"user_id": np.array([1])})
 
 

@@ -60,7 +60,10 @@ def test_defaults_are_the_contract_defaults() -> None:
     df = default_features(pd.DataFrame({"user_id": [3]}), CONTRACT, USER_TOWER)
     assert df.attrs[DEFAULTED] is True
     for f in CONTRACT.service_features(USER_TOWER):
-        assert df[f.name].tolist() == [f.default]
+        if f.kind == "sequence":  # no history: max_len pad elements
+            assert np.asarray(df[f.name].iloc[0]).tolist() == [f.default] * f.max_len
+        else:
+            assert df[f.name].tolist() == [f.default]
 
 
 def test_store_outage_serves_defaults_and_retries_after_the_interval() -> None:

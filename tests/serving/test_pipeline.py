@@ -1,6 +1,6 @@
 """serving.pipeline on real SavedModels, a real FAISS index and an in-memory store, by hand.
 
-Geometry (tests/serving/models.py): user 7 sits at 13.5 degrees, so with 5 candidates the
+Geometry (tests/serving/models.py): user 7 sits at 14.45 degrees, so with 5 candidates the
 two-tower list is i1, i2, i0, i3, i35 (10, 20, 0, 30, 350 degrees); prices 37, 74, 0, 11, 95;
 the ranker scores 0.01 * price + 0.001 * clicks (user 7 has 3 clicks).
 """
@@ -36,7 +36,8 @@ def i(*n: int) -> list[int]:
 NEUTRAL = RerankConfig()
 
 
-def build(artifacts, *, store=None, rules=NEUTRAL, layers=(), **config) -> Pipeline:
+def build(artifacts, *, store=None, rules=NEUTRAL, layers=(), feature_log=None,
+          **config) -> Pipeline:
     store = store if store is not None else TableFetcher(CONTRACT)
     table = store.store.items if hasattr(store, "store") else store.items
     counters = CounterLog()
@@ -48,7 +49,7 @@ def build(artifacts, *, store=None, rules=NEUTRAL, layers=(), **config) -> Pipel
     return Pipeline(rec, Catalogue.from_frame(table, ROLES, "popularity"), PurchaseMemory(30),
                     cfg, rules, layers, counters, ItemNeighbours(artifacts.index,
                                                                  artifacts.item_ids),
-                    clock=lambda: NOW)
+                    clock=lambda: NOW, feature_log=feature_log)
 
 
 def ids(answer) -> list[int]:
@@ -64,7 +65,7 @@ def test_warm_user_ranked_by_the_ranker(artifacts) -> None:
 
 
 def test_cold_user_gets_popularity_candidates(artifacts) -> None:
-    """User 123 has no row: 122.05 degrees -> two-tower i12, i13, i11, i14, i10. Popularity
+    """User 123 has no row: 123 degrees -> two-tower i12, i13, i11, i14, i10. Popularity
     (all items tie at 1 click -> by id) i0, i1, i2; cold quota 2 reserves i0, i1; the three
     free slots go by fused score to i12, i13, i11. Prices i0 0, i1 37, i11 7, i12 44, i13 81."""
     p = build(artifacts)
@@ -112,7 +113,7 @@ def test_broken_ranker_keeps_the_recall_order(artifacts) -> None:
 
 
 def test_feature_store_outage_serves_defaults(artifacts) -> None:
-    """Defaults put user 7 at 7 - 0.95 = 6.05 degrees: i1, i0, i2, i35, i3; cold quota adds
+    """Defaults put user 7 at 7 degrees: i1, i0, i2, i35, i3; cold quota adds
     popular i0, i1 (already there). Every ranker input is a default, so all scores are 0 and
     the merge order stands: i0 and i1 tie on fused score and best rank -> by id."""
 
@@ -204,3 +205,24 @@ def test_last_resort_is_popularity(artifacts) -> None:
     ans = p.last_resort(7, 3, None)
     assert ids(ans) == i(0, 1, 2) and ans.fallbacks == ["error", "popularity"]
     assert p.counters.get(FALLBACK, reason="error") == 1
+
+
+def test_ranked_feature_vectors_are_logged_with_the_request_fields(artifacts, settings) -> None:
+    """/recommend logs its 5 scored candidates (with the context's device), /rank its 2."""
+    from serving.feature_log import FeatureLog, read_feature_log
+
+    flog = FeatureLog(settings, CONTRACT)
+    p = build(artifacts, feature_log=flog)
+    p.recommend(7, 3, RequestContext(device="ios"))
+    p.rank(8, i(3, 4))
+    flog.close()
+    got = read_feature_log(settings, CONTRACT, NOW - pd.Timedelta(days=1),
+                           NOW + pd.Timedelta(days=1))
+    assert len(got) == 7  # parts are read in file order: compare per request
+    rec, rank = got[got["user_id"] == 7], got[got["user_id"] == 8]
+    assert sorted(rec["item_id"]) == sorted(i(1, 2, 0, 3, 35))
+    assert sorted(rank["item_id"]) == i(3, 4)
+    assert rec["request_device"].tolist() == ["ios"] * 5
+    assert rank["request_device"].isna().all()
+    assert (got["request_ts"] == pd.Timestamp(NOW)).all()
+    assert rec["u_clicks_30d"].tolist() == [3] * 5

@@ -17,7 +17,7 @@ def make(artifacts, n_candidates: int = 5) -> tuple[Recommender, TableFetcher]:
 
 
 def test_hand_computed_ranking(artifacts):
-    # User 7 sits at 7 + (3 + 1 + 0.5 + 2) = 13.5 degrees. Nearest items by angle:
+    # User 7 sits at 7 + (3 + 1 + 0.45 + 3) = 14.45 degrees. Nearest items by angle:
     # i1 (10), i2 (20), i0 (0), i3 (30), i35 (350); prices 37, 74, 0, 11, 95.
     rec, _ = make(artifacts, n_candidates=5)
     got = rec.recommend(7, 3)
@@ -26,7 +26,7 @@ def test_hand_computed_ranking(artifacts):
 
 
 def test_cold_start_user_uses_contract_defaults(artifacts):
-    # No feature row: clicks 0, purchases 0, ctr 0.05, top category -1 -> 122.05 degrees;
+    # No feature row: every feature at its default -> 123 degrees;
     # candidates i12, i13, i11, i14, i10 (prices 44, 81, 7, 18, 70).
     rec, _ = make(artifacts, n_candidates=5)
     got = rec.recommend(123, 3)

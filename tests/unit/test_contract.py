@@ -72,3 +72,45 @@ def test_ratio_default_must_be_its_prior_mean() -> None:
     with pytest.raises(ValueError, match="defaults to 0.5, not its prior mean 0.05"):
         dataclasses.replace(CONTRACT, features=tuple(wrong if f is ctr else f
                                                      for f in CONTRACT.features))
+
+
+def test_sequence_features_need_history_recipe_and_length() -> None:
+    hist = CONTRACT.feature("u_hist_item_ids")
+    assert (hist.kind, hist.dtype, hist.max_len, hist.default, hist.target) == (
+        "sequence", "int64", 50, -1, "item_id")
+    assert CONTRACT.feature("u_hist_category_ids").target == "i_category_id"
+    gaps = CONTRACT.feature("u_hist_gap_hours")
+    assert (gaps.dtype, gaps.default, gaps.target) == ("float64", 0.0, "")
+    for bad, message in ((dataclasses.replace(hist, max_len=0), "needs a History recipe and "
+                                                                "max_len > 0"),
+                         (dataclasses.replace(hist, target="nope"), "targets unknown input"),
+                         (dataclasses.replace(hist, dtype="string"), "element dtype")):
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(CONTRACT, features=tuple(bad if f is hist else f
+                                                         for f in CONTRACT.features))
+
+
+def test_request_features_are_on_request_views_only() -> None:
+    ctx = CONTRACT.feature("ctx_device")
+    assert CONTRACT.is_request_view(ctx.view) and ctx.used_by == frozenset({RANKER})
+    assert [r.name for r in CONTRACT.service_request_fields(RANKER)] == ["request_ts",
+                                                                         "request_device"]
+    assert CONTRACT.service_request_fields(USER_TOWER) == []
+    assert [r.event_column for r in CONTRACT.request_fields] == ["event_ts", "device"]
+    moved = dataclasses.replace(ctx, view="user_stats")
+    with pytest.raises(ValueError, match="RequestPart recipes belong to request views"):
+        dataclasses.replace(CONTRACT, features=tuple(moved if f is ctx else f
+                                                     for f in CONTRACT.features))
+    with pytest.raises(ValueError, match="unknown request field 'request_device'"):
+        dataclasses.replace(CONTRACT, request_fields=CONTRACT.request_fields[:1])
+
+
+def test_task_labels_name_distinct_label_columns() -> None:
+    assert dict(CONTRACT.task_labels) == {"ctr": "label", "cvr": "label_purchase"}
+    assert CONTRACT.task_labels["ctr"] == CONTRACT.label
+    with pytest.raises(TypeError):
+        CONTRACT.task_labels["x"] = "y"  # read-only
+    for bad in ({"ctr": "label", "cvr": "label"}, {"ctr": "label", "cvr": "u_ctr_30d"},
+                {"ctr": "clicked"}):
+        with pytest.raises(ValueError, match="task_labels"):
+            dataclasses.replace(CONTRACT, task_labels=bad)
