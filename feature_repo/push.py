@@ -18,6 +18,7 @@ it once.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,15 +85,11 @@ def _lookback_days(contract: Contract, views: list[str]) -> int | None:
     return None if any(w is None for w in windows) else max(windows, default=0) + 1
 
 
-def _stored_events(settings: Settings, key: str, ids: np.ndarray,
-                   first_day: int | None) -> pd.DataFrame:
-    """Committed events of ``ids`` from partitions on or after ``first_day`` (all columns)."""
+def _read_events(files: list[Path], key: str, ids: np.ndarray) -> pd.DataFrame:
+    """The :data:`EVENT_SCHEMA` columns of ``files``' rows of entities ``ids``."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    first = None if first_day is None else str(np.datetime64(first_day, "D"))
-    files = [f for f in sorted(settings.events_dir.glob("event_date=*/*.parquet"))
-             if first is None or f.parent.name.split("=", 1)[1] >= first]
     arrow = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
              "timestamp": pa.timestamp("ns", tz="UTC")}
     schema = pa.schema([(c.name, arrow[c.dtype]) for c in EVENT_SCHEMA.columns])
@@ -103,8 +100,27 @@ def _stored_events(settings: Settings, key: str, ids: np.ndarray,
     return table.to_pandas()
 
 
+def _stored_events(settings: Settings, key: str, ids: np.ndarray, first_day: int | None,
+                   pending: tuple[Path, ...]) -> pd.DataFrame:
+    """Events of ``ids`` from partitions on or after ``first_day``.
+
+    Committed ones first, then those landed in ``pending`` folders (``dt=YYYY-MM-DD``
+    partitions) but not ingested yet.
+    """
+    first = None if first_day is None else str(np.datetime64(first_day, "D"))
+
+    def since(files: list[Path]) -> list[Path]:
+        return [f for f in files if first is None or f.parent.name.split("=", 1)[1] >= first]
+
+    committed = since(sorted(settings.events_dir.glob("event_date=*/*.parquet")))
+    landed = since(sorted(f for d in pending for f in Path(d).glob("dt=*/*.parquet")))
+    return pd.concat([_read_events(committed, key, ids), _read_events(landed, key, ids)],
+                     ignore_index=True)
+
+
 def push_events(settings: Settings, contract: Contract, store: Any, events: pd.DataFrame, *,
-                now: pd.Timestamp | None = None, entity: str = "user") -> dict[str, Any]:
+                now: pd.Timestamp | None = None, entity: str = "user",
+                pending: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Recompute the ``entity`` views of the entities in ``events`` and push them online.
 
     Args:
@@ -115,6 +131,9 @@ def push_events(settings: Settings, contract: Contract, store: Any, events: pd.D
         events: New events, :data:`EVENT_SCHEMA` columns, possibly not committed yet.
         now: The current instant (UTC); default the wall clock. No event may be later.
         entity: Contract entity whose views are recomputed.
+        pending: Landing folders (``dt=YYYY-MM-DD/*.parquet``, event columns) of events that
+            are stored but not ingested yet, e.g. earlier ``/feedback`` batches: without them a
+            second push before the next pipeline run would forget the first one's events.
 
     Returns:
         ``snapshot_ts`` (ISO), ``seconds`` taken, and per view the pushed ``rows``.
@@ -140,7 +159,7 @@ def push_events(settings: Settings, contract: Contract, store: Any, events: pd.D
     ids = new[key].unique()
     lookback = _lookback_days(contract, views)
     stored = _stored_events(settings, key, ids, None if lookback is None
-                            else snap_day - lookback)
+                            else snap_day - lookback, pending)
     if len(stored):  # committed rows first: a re-pushed or since-committed event counts once
         new = new.astype(stored.dtypes.to_dict())
         both = pd.concat([stored, new], ignore_index=True).drop_duplicates("event_id")

@@ -211,9 +211,11 @@ class ShopRec:
         """
         from feature_repo.push import push_events
         from serving.fallback import FALLBACK
+        from serving.feedback import feedback_dir
 
         try:
-            report = push_events(self.settings, self.contract, self.store, frame, now=now)
+            report = push_events(self.settings, self.contract, self.store, frame, now=now,
+                                 pending=(feedback_dir(self.settings),))
         except Exception as err:  # noqa: BLE001 - the events are stored; freshness can wait
             log.exception("online push of %d feedback events failed", len(frame))
             self.counters.inc(FALLBACK, reason="push")

@@ -130,3 +130,22 @@ def test_bad_pushed_events_are_rejected_naming_the_problem(home, events, message
     with pytest.raises(ValueError, match=message):
         push_events(settings, CONTRACT, store, events, now=NOW)
     pd.testing.assert_frame_equal(online(store, [2, 7]), before)
+
+
+def test_events_landed_but_not_ingested_are_counted_by_the_next_push(home, tmp_path):
+    """/feedback lands each batch, then pushes it: a second push before the pipeline ingests
+    the first must still count the first (the ``pending`` landing folders)."""
+    settings, store = home
+    click30 = next(f.name for v in USER_VIEWS for f in CONTRACT.view_features(v)
+                   if f.recipe == Count(("click",), 30))
+    stored = int(online(store, [2]).loc[2, click30])  # committed clicks (and earlier tests')
+    pending = tmp_path / "feedback"
+    first, second = NEW.iloc[[0]].assign(event_id="q1"), NEW.iloc[[0]].assign(event_id="q2")
+    (pending / "dt=2025-04-12").mkdir(parents=True)
+    first.to_parquet(pending / "dt=2025-04-12" / "a.parquet", index=False)
+    push_events(settings, CONTRACT, store, first, now=NOW, pending=(pending,))
+    assert online(store, [2]).loc[2, click30] == stored + 1
+    push_events(settings, CONTRACT, store, second, now=NOW, pending=(pending,))
+    assert online(store, [2]).loc[2, click30] == stored + 2
+    push_events(settings, CONTRACT, store, second, now=NOW)  # without it the first is lost
+    assert online(store, [2]).loc[2, click30] == stored + 1
