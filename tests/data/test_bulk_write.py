@@ -2,10 +2,11 @@
 
 One hand-written snapshot file per view (two days, so the latest row per entity must win),
 with every value type the contract uses: Int64, Float64, String and String holding an encoded
-id sequence, plus nulls, NaN, an empty string, unicode, negative and large numbers. Each store
-is loaded once by Feast's ``materialize`` (the reference) and once by the bulk writer; the
-stored bytes, the values ``get_online_features`` returns and the registry's materialization
-intervals must be identical.
+id sequence, plus nulls, NaN, an empty string, unicode, negative and large numbers; a third
+view has a timestamp feature, which the bulk writer does not encode (Feast writes it). Each
+store is loaded by Feast's ``materialize`` (the reference), emptied, then loaded by the bulk
+writer; the stored bytes, the values ``get_online_features`` returns and the materialization
+intervals recorded in the registry must be identical.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from shoprec.settings import Settings
 from tests.data.redis_fixture import redis_db, redis_dump
 
 SERVICE = "bulk_check"
-VIEW, ITEM_VIEW = "user_mixed", "item_mixed"
+VIEW, ITEM_VIEW, STAMPED = "user_mixed", "item_mixed", "item_stamped"
 
 
 def _feat(name: str, view: str, dtype: str, kind: str, default) -> Feature:
@@ -32,8 +33,10 @@ def _feat(name: str, view: str, dtype: str, kind: str, default) -> Feature:
 
 MIXED = Contract(
     project="bulkcheck", entities=CONTRACT.entities,
-    views=(FeatureViewSpec(VIEW, "user", 400), FeatureViewSpec(ITEM_VIEW, "item", 400)),
-    features=(_feat("m_count", VIEW, "int64", "count", 0),
+    views=(FeatureViewSpec(STAMPED, "item", 400), FeatureViewSpec(VIEW, "user", 400),
+           FeatureViewSpec(ITEM_VIEW, "item", 400)),
+    features=(_feat("m_seen", STAMPED, "timestamp", "numeric", 0),
+              _feat("m_count", VIEW, "int64", "count", 0),
               _feat("m_score", VIEW, "float64", "numeric", 0.0),
               _feat("m_label", VIEW, "string", "categorical", ""),
               Feature("m_hist", VIEW, "string", "sequence", "", frozenset({SERVICE}),
@@ -57,19 +60,58 @@ def snapshots() -> dict[str, pd.DataFrame]:
         "feature_ts": [DAY1] * 4 + [DAY2] * 5})
     item = pd.DataFrame({"item_id": [10, 11, 10], "m_price": [9.99, None, 12.5],
                          "feature_ts": [DAY1, DAY1, DAY2]})
-    return {VIEW: user, ITEM_VIEW: item}
+    stamped = pd.DataFrame({"item_id": [10], "m_seen": [DAY1], "feature_ts": [DAY2]})
+    return {VIEW: user, ITEM_VIEW: item, STAMPED: stamped}
 
 
-def loaded(home, writer: str, kind: str = "sqlite", redis: str = "localhost:6379"):
+def sqlite_rows(settings: Settings) -> list[tuple]:
+    with sqlite3.connect(settings.feast_dir / "online.db") as conn:
+        return [row for view in (VIEW, ITEM_VIEW, STAMPED) for row in conn.execute(
+            f"SELECT entity_key, feature_name, value, value_text, vector_value, event_ts, "
+            f"created_ts FROM {MIXED.project}_{view} ORDER BY entity_key, feature_name")]
+
+
+def intervals(store) -> dict[str, list]:
+    return {v.name: store.get_feature_view(v.name).materialization_intervals
+            for v in MIXED.views}
+
+
+def stored(settings: Settings, store) -> dict:
+    """Everything the online store and the registry hold after a materialization."""
+    raw = redis_dump(settings.redis) if settings.online_store == "redis" else sqlite_rows(
+        settings)
+    return {"raw": raw, "online": online(store), "intervals": intervals(store)}
+
+
+def emptied(settings: Settings) -> None:
+    """Drop the online rows and the state file, as for a store that never held anything."""
+    (settings.feast_dir / "materialized.json").unlink()
+    if settings.online_store == "redis":
+        redis_db(settings.redis.rsplit(",", 1)[0], int(settings.redis.rsplit("=", 1)[1]))
+        return
+    with sqlite3.connect(settings.feast_dir / "online.db") as conn:
+        for view in MIXED.views:
+            conn.execute(f"DELETE FROM {MIXED.project}_{view.name}")
+
+
+def feast_then_bulk(home, kind: str = "sqlite", redis: str = "localhost:6379"):
+    """(Feast's content, the bulk writer's content, settings, store) of one store."""
     settings = Settings(home=home, online_store=kind, redis=redis)
     settings.features_dir.mkdir(parents=True)
     for view, frame in snapshots().items():
         frame.to_parquet(settings.features_dir / f"{view}.parquet", index=False)
     fstore.apply(settings, MIXED)
     store = fstore.open_store(settings)
-    result = fstore.materialize(settings, store, MIXED, writer=writer)
-    assert {r["writer"] for r in result.values()} == {"bulk" if writer == "bulk" else "feast"}
-    return settings, store
+    result = fstore.materialize(settings, store, MIXED, writer="feast")
+    assert {r["writer"] for r in result.values()} == {"feast"}
+    reference = stored(settings, store)
+    emptied(settings)
+    with pytest.raises(Unsupported, match="m_seen"):  # the first view: nothing written yet
+        fstore.materialize(settings, store, MIXED, writer="bulk")
+    result = fstore.materialize(settings, store, MIXED)
+    assert {v: r["writer"] for v, r in result.items()} == {
+        STAMPED: "feast", VIEW: "bulk", ITEM_VIEW: "bulk"}
+    return reference, stored(settings, store), settings, store
 
 
 def online(store) -> pd.DataFrame:
@@ -78,42 +120,31 @@ def online(store) -> pd.DataFrame:
     return store.get_online_features(features=feats, entity_rows=rows).to_df()
 
 
-def sqlite_rows(settings: Settings) -> list[tuple]:
-    with sqlite3.connect(settings.feast_dir / "online.db") as conn:
-        return [row for view in (VIEW, ITEM_VIEW) for row in conn.execute(
-            f"SELECT entity_key, feature_name, value, value_text, vector_value, event_ts, "
-            f"created_ts FROM {MIXED.project}_{view} ORDER BY entity_key, feature_name")]
-
-
-def intervals(store) -> dict[str, list]:
-    return {v: store.get_feature_view(v).materialization_intervals for v in (VIEW, ITEM_VIEW)}
-
-
 @pytest.fixture(scope="module")
 def sqlite_pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bulk-sqlite")
-    return loaded(root / "feast", "feast"), loaded(root / "bulk", "bulk")
+    return feast_then_bulk(tmp_path_factory.mktemp("bulk-sqlite"))
 
 
 @pytest.fixture(scope="module")
 def redis_pair(tmp_path_factory, redis_server):
-    root = tmp_path_factory.mktemp("bulk-redis")
-    return (loaded(root / "feast", "feast", "redis", redis_db(redis_server, 4)),
-            loaded(root / "bulk", "bulk", "redis", redis_db(redis_server, 5)))
+    return feast_then_bulk(tmp_path_factory.mktemp("bulk-redis"), "redis",
+                           redis_db(redis_server, 4))
 
 
-def test_sqlite_rows_are_byte_identical_to_feasts(sqlite_pair):
-    (feast_settings, _), (bulk_settings, _) = sqlite_pair
-    want = sqlite_rows(feast_settings)
-    assert len(want) == 7 * 4 + 2  # latest row per entity, every feature, nulls included
-    assert sqlite_rows(bulk_settings) == want
+@pytest.mark.parametrize("pair", ["sqlite_pair", "redis_pair"])
+def test_stored_bytes_are_identical_to_feasts(pair, request):
+    reference, bulk, _, _ = request.getfixturevalue(pair)
+    # latest row per entity: 7 users x 4 features, 2 items x 1 feature (nulls stored too),
+    # 1 stamped item x 1; Redis keeps one hash per entity (7 users + items 10 and 11)
+    assert len(reference["raw"]) == (7 * 4 + 2 + 1 if pair == "sqlite_pair" else 7 + 2)
+    assert bulk["raw"] == reference["raw"]
 
 
 @pytest.mark.parametrize("pair", ["sqlite_pair", "redis_pair"])
 def test_online_reads_and_registry_match_feasts(pair, request):
-    (_, feast_store), (_, bulk_store) = request.getfixturevalue(pair)
-    got, want = online(bulk_store), online(feast_store)
-    pd.testing.assert_frame_equal(got, want)
+    reference, bulk, _, store = request.getfixturevalue(pair)
+    got = bulk["online"]
+    pd.testing.assert_frame_equal(got, reference["online"])
     user_cols = ["user_id", *(f.name for f in MIXED.view_features(VIEW))]
     by_user = got[user_cols].drop_duplicates("user_id").set_index("user_id")
     # hand-checked latest rows: user 2 and 3 from day 2, user 1 and 4 from day 1
@@ -123,35 +154,11 @@ def test_online_reads_and_registry_match_feasts(pair, request):
     assert np.isnan(by_user.loc[4, "m_score"]) and by_user.loc[2, "m_label"] != ""
     assert by_user.loc[2**40 + 7, "m_count"] == 2**50
     assert by_user.loc[404].isna().all() and by_user.loc[6].isna().all()
-    prices = got.drop_duplicates("item_id").set_index("item_id")["m_price"]
-    assert prices[10] == 12.5 and np.isnan(prices[11]) and np.isnan(prices[999])
-    assert intervals(bulk_store) == intervals(feast_store) != {VIEW: [], ITEM_VIEW: []}
-    assert bulk_store.get_feature_view(VIEW).most_recent_end_time == pd.Timestamp(
+    items = got.drop_duplicates("item_id").set_index("item_id")
+    assert items.loc[10, "m_price"] == 12.5 and np.isnan(items.loc[11, "m_price"])
+    assert np.isnan(items.loc[999, "m_price"]) and pd.Timestamp(items.loc[10, "m_seen"]) == DAY1
+    # Feast's run appended one interval per view; the bulk run appended the same one again
+    for view, spans in bulk["intervals"].items():
+        assert spans == [reference["intervals"][view][0]] * 2, view
+    assert store.get_feature_view(VIEW).most_recent_end_time == pd.Timestamp(
         "2025-03-02 00:00:01", tz="UTC")
-
-
-def test_redis_hashes_are_byte_identical_to_feasts(redis_pair):
-    (feast_settings, _), (bulk_settings, _) = redis_pair
-    want = redis_dump(feast_settings.redis)
-    assert len(want) == 7 + 2
-    assert redis_dump(bulk_settings.redis) == want
-
-
-def test_a_type_the_bulk_writer_lacks_falls_back_to_feast(tmp_path):
-    """A timestamp feature (Feast UnixTimestamp) is not encoded in bulk: Feast writes it."""
-    stamped = Contract(project="stamped", entities=CONTRACT.entities,
-                       views=(FeatureViewSpec(ITEM_VIEW, "item", 400),),
-                       features=(_feat("m_seen", ITEM_VIEW, "timestamp", "numeric", 0),),
-                       services=(SERVICE,))
-    settings = Settings(home=tmp_path)
-    settings.features_dir.mkdir(parents=True)
-    pd.DataFrame({"item_id": [10], "m_seen": [DAY1], "feature_ts": [DAY2]}).to_parquet(
-        settings.features_dir / f"{ITEM_VIEW}.parquet", index=False)
-    fstore.apply(settings, stamped)
-    store = fstore.open_store(settings)
-    with pytest.raises(Unsupported, match="m_seen"):
-        fstore.materialize(settings, store, stamped, writer="bulk")
-    assert fstore.materialize(settings, store, stamped)[ITEM_VIEW]["writer"] == "feast"
-    got = store.get_online_features(features=[f"{ITEM_VIEW}:m_seen"],
-                                    entity_rows=[{"item_id": 10}]).to_dict()
-    assert pd.Timestamp(got["m_seen"][0]) == DAY1
