@@ -1,4 +1,5 @@
-"""Redis as the online store: settings, config, and the same online rows as sqlite.
+"""Redis as the online store: settings, config, the same online rows as sqlite, and a
+materialization SIGKILLed between views that a rerun completes.
 
 A real redis-server (``redis_server`` fixture) and a real Feast store over the tiny snapshots;
 the sqlite store loaded from the same snapshots is the reference.
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -17,8 +22,9 @@ from feature_repo.build import build_snapshots
 from shoprec.contract import CONTRACT, RANKER
 from shoprec.recipes import Count
 from shoprec.settings import Settings
+from tests.conftest import REPO_ROOT
 from tests.data.feature_fixtures import write_tiny
-from tests.data.redis_fixture import redis_db
+from tests.data.redis_fixture import redis_db, redis_dump
 
 USERS, ITEMS = [1, 2, 3, 404], [10, 11, 12, 999]
 
@@ -120,3 +126,56 @@ def test_switching_store_kind_reloads_everything(both, tmp_path):
     assert fstore.read_state(settings, CONTRACT)
     as_redis = dataclasses.replace(settings, online_store="redis", redis=both["redis"][0].redis)
     assert fstore.read_state(as_redis, CONTRACT) == {}
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from feature_repo import store as fstore
+from shoprec.settings import Settings
+
+settings = Settings(home=Path(sys.argv[1]), online_store="redis", redis=sys.argv[2])
+
+def die(view, result):
+    print("loaded", view, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no atexit: as if the worker vanished
+
+fstore.materialize(settings, fstore.open_store(settings), settings.load_contract(),
+                   on_loaded=die)
+"""
+
+
+def view_fields(dump: dict[bytes, dict], view: str) -> dict[bytes, dict]:
+    """The hash fields Feast writes for ``view`` (``_ts:<view>`` and one per feature)."""
+    from feast.infra.online_stores.helpers import _mmh3
+
+    names = {f"_ts:{view}".encode(), *(_mmh3(f"{view}:{f.name}")
+                                       for f in CONTRACT.view_features(view))}
+    return {k: {f: v for f, v in h.items() if f in names} for k, h in dump.items()
+            if names & set(h)}
+
+
+def test_killed_run_resumes_to_the_uninterrupted_content(both):
+    settings, store = both["redis"]
+    fstore.materialize(settings, store, CONTRACT)  # whatever earlier tests did
+    expected = redis_dump(settings.redis)
+    redis_db(settings.redis.rsplit(",", 1)[0], 1)  # empty, as a Redis restarted without RDB
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(settings.home),
+                           settings.redis], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=600)
+    first, *rest = [v.name for v in CONTRACT.views]
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    loaded = [line for line in done.stdout.splitlines() if line.startswith("loaded ")]
+    assert loaded == [f"loaded {first}"], done.stdout[-3000:]
+
+    # The state claims the first view only, and Redis holds all of that view and nothing else.
+    state = json.loads((settings.feast_dir / "materialized.json").read_text())
+    assert sorted(k for k in state if not k.startswith("_")) == [first]
+    partial = redis_dump(settings.redis)
+    assert view_fields(partial, first) == view_fields(expected, first) != {}
+    assert all(view_fields(partial, view) == {} for view in rest)
+
+    result = fstore.materialize(settings, store, CONTRACT)
+    assert result[first]["skipped"] == "nothing new"
+    assert all(result[view]["rows"] > 0 for view in rest)
+    assert redis_dump(settings.redis) == expected
