@@ -10,7 +10,8 @@ same bytes with whole-column encoders (:mod:`feature_repo.value_encoding`):
   primary key with one ``executemany`` of Feast's own upsert statement in one transaction.
 * **redis** (``RedisOnlineStore``): one hash per entity at ``EntityKey bytes + project``, field
   ``_ts:<view>`` holding a serialized ``Timestamp`` and one field per feature named by the
-  murmur3 hash of ``<view>:<feature>``; HSETs are sent through pipelines.
+  murmur3 hash of ``<view>:<feature>``; the HSETs are encoded as one RESP stream per chunk
+  (:mod:`feature_repo.redis_bulk`).
 
 Afterwards the interval is recorded with ``registry.apply_materialization``, as Feast's own
 ``materialize`` does, so ``materialize_incremental`` and the registry UI continue from there.
@@ -41,9 +42,6 @@ from feature_repo.value_encoding import (  # noqa: F401  (Unsupported is re-expo
 
 KINDS = ("sqlite", "redis")
 """Online store types the bulk writer knows; others go through Feast's ``materialize``."""
-
-REDIS_CHUNK = 20_000
-"""Entities per Redis pipeline round trip (bounds client memory, keeps the socket busy)."""
 
 
 def store_kind(store: Any) -> str | None:
@@ -178,30 +176,21 @@ def write_redis(store: Any, view: Any, table: pa.Table) -> int:
     """HSET ``table``'s rows into Feast's Redis hashes; returns the entities written.
 
     Fields of other views in the same entity hash are left alone (HSET only sets the fields
-    it names), as with Feast's own writes.
+    it names), as with Feast's own writes. See :mod:`feature_repo.redis_bulk` for the wire
+    format.
     """
     from feast.infra.online_stores.helpers import _mmh3
 
-    project = store.config.project.encode("utf-8")
+    from feature_repo.redis_bulk import write_hashes
+
     keys, feats = _encoded(store, view, table)
     codes, stamps = timestamp_map(table.column(view.batch_source.timestamp_field),
                                   _redis_timestamp)
-    ts_field = f"_ts:{view.name}".encode()
-    fields = [_mmh3(f"{view.name}:{name}") for name in feats]
     client = store._get_provider().online_store._get_client(store.config.online_store)
-    n = len(keys)
-    for lo in range(0, n, REDIS_CHUNK):
-        hi = min(n, lo + REDIS_CHUNK)
-        ek = keys.slice(lo, hi - lo).to_pylist()
-        values = [encoded.slice(lo, hi - lo).to_pylist() for _, encoded, _ in feats.values()]
-        with client.pipeline(transaction=False) as pipe:
-            for i, key in enumerate(ek):
-                mapping = {ts_field: stamps[codes[lo + i]]}
-                for field, column in zip(fields, values, strict=True):
-                    mapping[field] = column[i]
-                pipe.hset(key + project, mapping=mapping)
-            pipe.execute()
-    return n
+    fields = [(_mmh3(f"{view.name}:{name}"), encoded) for name, (_, encoded, _) in
+              feats.items()]
+    return write_hashes(client, store.config.project.encode("utf-8"), keys,
+                        f"_ts:{view.name}".encode(), codes, stamps, fields)
 
 
 def record_interval(store: Any, view_name: str, start: datetime, end: datetime) -> None:

@@ -221,3 +221,29 @@ def timestamp_map(stamps: Any, encode: Any) -> tuple[np.ndarray, list[Any]]:
     series = pd.Series(pd.to_datetime(stamps, utc=True))
     codes, uniques = pd.factorize(series)
     return codes, [encode(ts.to_pydatetime()) for ts in uniques]
+
+
+def from_bytes(items: Sequence[bytes]) -> Segment:
+    """A segment holding ``items`` (a small lookup table, built in Python)."""
+    lengths = np.array([len(b) for b in items], np.int64)
+    offsets = np.zeros(len(items) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return np.frombuffer(b"".join(items), np.uint8).copy(), offsets
+
+
+def take(segment: Segment, index: np.ndarray) -> Segment:
+    """Rows ``index`` of ``segment``, in that order (a gather of variable-length rows)."""
+    flat, off = segment
+    lengths = np.diff(off)[index]
+    out_off = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(lengths, out=out_off[1:])
+    src = np.repeat(off[:-1][index] - out_off[:-1], lengths) + np.arange(out_off[-1])
+    return flat[src], out_off
+
+
+def from_arrow(array: pa.Array) -> Segment:
+    """The bytes of a ``large_binary`` array as a segment (no copy of the values)."""
+    _, off_buf, data_buf = array.buffers()
+    off = np.frombuffer(off_buf, np.int64)[array.offset:array.offset + len(array) + 1]
+    flat = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    return flat[off[0]:off[-1]], off - off[0]
