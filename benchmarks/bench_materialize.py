@@ -129,7 +129,9 @@ def run_worker(home: Path, kind: str, redis: str, writer: str) -> dict:
                           capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]
+    return figures
 
 
 def redis_memory(address: str) -> float:
@@ -182,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
-    print(f"{'store':8} {'rows':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12}  target")
+    print(f"{'store':8} {'rows':>9} {'seconds':>8} {'cpu s':>6} {'rows/s':>8} "
+          f"{'peak RSS MB':>12}  target")
     for kind in args.stores.split(","):
         r = figures[kind]
         if "seconds" in r:
-            print(f"{kind:8} {r['rows']:>9} {r['seconds']:>8} {r['rows_per_s']:>8} "
+            print(f"{kind:8} {r['rows']:>9} {r['seconds']:>8} {r['cpu_s']:>6} {r['rows_per_s']:>8} "
                   f"{r['peak_rss_mb']:>12}  {'ok' if r['within_target'] else 'OVER'}")
         else:
             print(f"{kind:8} {r}")

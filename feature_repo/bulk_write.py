@@ -110,12 +110,11 @@ def _sqlite_timestamp(dt: datetime) -> Any:
     Feast passes a naive-UTC datetime to sqlite3, which applies the datetime adapter Feast
     registers (epoch seconds in Feast 0.67); the same adapter is applied here once per value.
     """
-    from feast.infra.online_stores import sqlite as feast_sqlite  # registers the adapters
+    import feast.infra.online_stores.sqlite  # noqa: F401  (registers the adapters)
     from feast.utils import to_naive_utc
 
     naive = to_naive_utc(dt)
     adapt = sqlite3.adapters.get((datetime, sqlite3.PrepareProtocol))
-    del feast_sqlite
     return adapt(naive) if adapt else naive
 
 
