@@ -69,7 +69,7 @@ def latest_rows(path: str, view: Any, start: datetime, end: datetime) -> pa.Tabl
     source = view.batch_source
     if len(view.entity_columns) != 1 or source.created_timestamp_column:
         raise Unsupported(f"view {view.name!r}: one join key and no created timestamp "
-                              "column are required for the bulk writer")
+                          "column are required for the bulk writer")
     key, ts = view.entity_columns[0].name, source.timestamp_field
     names = [f.name for f in view.features]
     table = pq.read_table(path, columns=[key, ts, *names],
