@@ -28,3 +28,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """Address ``127.0.0.1:PORT`` of a real, throw-away redis-server (installed if missing).
+
+    One server per test session; tests pick their own database (``,db=N``) and flush it.
+    """
+    from tests.data.redis_fixture import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as address:
+        yield address
