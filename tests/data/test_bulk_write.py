@@ -20,6 +20,7 @@ import pytest
 from feature_repo import store as fstore
 from feature_repo.bulk_write import Unsupported
 from shoprec.contract import CONTRACT, Contract, Feature, FeatureViewSpec
+from shoprec.recipes import History
 from shoprec.settings import Settings
 from tests.data.redis_fixture import redis_db, redis_dump
 
@@ -39,8 +40,8 @@ MIXED = Contract(
               _feat("m_count", VIEW, "int64", "count", 0),
               _feat("m_score", VIEW, "float64", "numeric", 0.0),
               _feat("m_label", VIEW, "string", "categorical", ""),
-              Feature("m_hist", VIEW, "string", "sequence", "", frozenset({SERVICE}),
-                      max_len=5),
+              Feature("m_hist", VIEW, "int64", "sequence", -1, frozenset({SERVICE}),
+                      History(("click",), "item_id", 30), max_len=5),  # stored as a String
               _feat("m_price", ITEM_VIEW, "float64", "numeric", 0.0)),
     services=(SERVICE,))
 DAY1, DAY2 = pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-03-02", tz="UTC")

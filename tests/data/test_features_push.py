@@ -16,6 +16,7 @@ from shoprec.contract import CONTRACT
 from shoprec.recipes import Count, SmoothedRatio
 from shoprec.settings import Settings
 from tests.data.feature_fixtures import TINY_EVENTS, typed_events, write_event_store, write_tiny
+from tests.data.redis_fixture import redis_db
 
 NOW = pd.Timestamp("2025-04-12 10:00:05", tz="UTC")
 SNAPSHOT = pd.Timestamp("2025-04-13", tz="UTC")  # the next midnight: what a push previews
@@ -41,9 +42,12 @@ def online(store, users: list[int]) -> pd.DataFrame:
     return got.to_df().set_index("user_id")
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
 def home(request, tmp_path_factory):
-    settings = Settings(home=tmp_path_factory.mktemp(request.param) / "home")
+    redis = (redis_db(request.getfixturevalue("redis_server"), 7)
+             if request.param == "redis" else "localhost:6379")
+    settings = Settings(home=tmp_path_factory.mktemp(request.param) / "home",
+                        online_store=request.param, redis=redis)
     write_tiny(settings)
     build_snapshots(settings, CONTRACT)
     fstore.apply(settings, CONTRACT)
