@@ -15,6 +15,12 @@ Datasets (``--datasets``, comma separated):
   split of ratings (seed 42), top-100 accuracy over all movies, with and without excluding the
   movies a user already rated.
 
+Sources (``--sources``) default to every one of :data:`training.recall_eval_run.SOURCE_NAMES`,
+including four two-tower variants (id-only; + uniform random negatives; + pooled item history;
+multi-interest), so the report states the random-negatives and multi-interest differences
+measured in the same run. They make it long: on 2 loaded cores, Amazon Beauty with all of them
+takes over an hour (MovieLens-100K: 43 minutes at load ~10).
+
 A real dataset that is missing is reported as missing (terminal, JSON and HTML) — never replaced.
 Writes ``recall_eval.json`` and ``recall_eval.html`` under ``--out`` (default
 ``$SHOPREC_HOME/reports/eval``) and prints the table.

@@ -76,6 +76,10 @@ RUN_PARAMS = {
                         description="Training batch size."),
     "sample_size": Param(None, type=["null", "integer"], minimum=100,
                          description="Train on a deterministic sample of this many rows."),
+    "two_tower": Param({}, type="object",
+                       description="Two-tower options (TwoTowerOptions fields), e.g. "
+                                   '{"mixed_negatives": 1024} or {"user_tower": '
+                                   '"multi_interest"} (needs an item-id history feature).'),
     "force_promote": Param(False, type="boolean",
                            description="Promote even if worse than the champion (never NaN)."),
 }

@@ -15,6 +15,7 @@ import pandas as pd
 
 from feature_repo.online import Fetch
 from serving.artifacts import Artifacts
+from serving.recall import search_interests
 from shoprec.contract import RANKER, USER_TOWER, Contract
 from shoprec.sequences import pad_sequences
 
@@ -132,26 +133,27 @@ class Recommender:
         return feats
 
     def embed_user(self, feats: pd.DataFrame) -> np.ndarray:
-        """The user tower's embedding, ``float32[1, D]``, of one row of user features."""
+        """The user tower's embedding of one row of user features.
+
+        ``float32[1, D]``, or ``[1, K, D]`` for a multi-interest tower (one vector per
+        interest); :meth:`search` takes either.
+        """
         inputs = model_inputs(feats, ["user_id"], self.contract, USER_TOWER)
-        emb = self.artifacts.user_tower(inputs)["embedding"]
-        return np.ascontiguousarray(emb, dtype=np.float32).reshape(1, -1)
+        emb = np.ascontiguousarray(self.artifacts.user_tower(inputs)["embedding"],
+                                   dtype=np.float32)
+        return emb.reshape(1, *emb.shape[-2:]) if emb.ndim == 3 else emb.reshape(1, -1)
 
     def user_embedding(self, user_id: int) -> np.ndarray:
         """The user tower's embedding, ``float32[1, D]``, from ``two_tower_user`` features."""
         return self.embed_user(self.user_features(user_id))
 
     def search(self, embedding: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``n`` distinct ``(item ids, inner products)``, best first."""
-        n = min(n, self.artifacts.index.ntotal)
-        if n == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        sims, rows = self.artifacts.index.search(embedding, n)
-        keep = rows[0] >= 0  # FAISS pads with -1 when it finds fewer than n
-        ids, sims = self.artifacts.item_ids[rows[0][keep]], sims[0][keep]
-        _, first = np.unique(ids, return_index=True)  # a catalogue may repeat an id
-        first = np.sort(first)
-        return ids[first], sims[first]
+        """Up to ``n`` distinct ``(item ids, inner products)``, best first.
+
+        A multi-interest embedding ``[1, K, D]`` scores each item by its best interest
+        (:func:`serving.recall.search_interests`).
+        """
+        return search_interests(self.artifacts.index, self.artifacts.item_ids, embedding, n)
 
     def candidates(self, user_id: int, n: int) -> np.ndarray:
         """Up to ``n`` distinct item ids, best inner product first."""

@@ -205,7 +205,27 @@ def _train(task_id: str, settings: Settings, report: Mapping[str, Any],
 
     items = pd.read_parquet(settings.tables_dir / "items.parquet", columns=["item_id"])
     item_features = store.online_features(store.open_store(settings), contract, ITEM_TOWER, items)
-    return str(pipeline.train_retrieval(settings, contract, run_id, item_features, **budget))
+    return str(pipeline.train_retrieval(settings, contract, run_id, item_features, **budget,
+                                        options=two_tower_options(params)))
+
+
+def two_tower_options(params: Mapping[str, Any]) -> Any:
+    """The run's ``two_tower`` param as :class:`training.two_tower_options.TwoTowerOptions`.
+
+    Raises:
+        ValueError: naming unknown option names or a bad value (before any training).
+    """
+    from dataclasses import fields
+
+    from training.two_tower_options import TwoTowerOptions
+
+    given = params.get("two_tower") or {}
+    if not isinstance(given, Mapping):
+        raise ValueError(f"param two_tower must be an object, got {type(given).__name__}")
+    unknown = sorted(set(given) - {f.name for f in fields(TwoTowerOptions)})
+    if unknown:
+        raise ValueError(f"param two_tower has unknown options {unknown}")
+    return TwoTowerOptions(**given)
 
 
 def _evaluate(settings: Settings, report: Mapping[str, Any], _params: Mapping[str, Any]) -> dict:

@@ -31,6 +31,8 @@ class ModelConfig:
             off by default because it scores every candidate per batch (slow).
         hnsw_threshold: Catalogues with at least this many items get an HNSW index; smaller ones
             an exact ``IndexFlatIP``.
+        ivf_threshold: Catalogues with at least this many items get an IVF index instead of
+            HNSW (build time and graph memory; :func:`training.index.choose_kind`).
         shuffle_buffer: tf.data shuffle buffer (rows).
     """
 
@@ -46,4 +48,5 @@ class ModelConfig:
     embedding_learning_rate: float = 0.2
     retrieval_topk_metrics: bool = False
     hnsw_threshold: int = 200_000
+    ivf_threshold: int = 2_000_000
     shuffle_buffer: int = 100_000

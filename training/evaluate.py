@@ -20,7 +20,7 @@ import pandas as pd
 
 from shoprec.contract import Contract
 from shoprec.settings import Settings
-from training.index import load_index, search
+from training.index import load_index, search, search_multi
 from training.preprocessing import InputSpec, to_feature_dict
 from training.runs import (
     RANKER_SET,
@@ -65,7 +65,9 @@ def retrieval_metrics(query_embeddings: np.ndarray, relevant: Sequence[set[int]]
     (repeat purchases/clicks are legitimate recommendations in e-commerce).
 
     Args:
-        query_embeddings: ``[U, D]`` user-tower embeddings, aligned with ``relevant``.
+        query_embeddings: ``[U, D]`` user-tower embeddings, aligned with ``relevant``, or
+            ``[U, K, D]`` from a multi-interest tower (an item scores its best interest,
+            :func:`training.index.search_multi`).
         relevant: Per user, the set of held-out item ids.
         index: FAISS index from :func:`training.index.build_index`.
         item_ids: Item id per index row.
@@ -79,7 +81,8 @@ def retrieval_metrics(query_embeddings: np.ndarray, relevant: Sequence[set[int]]
     out: dict[str, float] = {}
     if len(relevant) == 0:  # no evidence is not "zero recall": NaN keeps the gate shut
         return {f"{m}@{k}": float("nan") for k in ks for m in ("recall", "hr")}
-    _, top = search(index, item_ids, query_embeddings, max(ks))
+    find = search_multi if np.ndim(query_embeddings) == 3 else search
+    _, top = find(index, item_ids, query_embeddings, max(ks))
     for k in ks:
         hits = np.array([len(rel.intersection(row[:k].tolist())) for rel, row in
                          zip(relevant, top, strict=True)], dtype=np.float64)
@@ -141,7 +144,7 @@ def retrieval_eval(user_tower: Any, index: Any, item_ids: np.ndarray, val_df: pd
     queries, relevant = heldout_queries(val_df)
     q_emb = (predict_saved(user_tower, queries, specs) if len(queries)
              else np.zeros((0, index.d), np.float32))
-    if q_emb.ndim != 2 or q_emb.shape[1] != index.d:
+    if q_emb.ndim not in (2, 3) or q_emb.shape[-1] != index.d:
         raise NotComparable(f"user tower emits {q_emb.shape[1:]} embeddings but the index "
                             f"holds {index.d}-d vectors")
     return retrieval_metrics(q_emb, relevant, index, item_ids), len(queries)

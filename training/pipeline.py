@@ -50,6 +50,7 @@ from training.runs import (
     writing_part,
 )
 from training.two_tower import build_two_tower, item_inputs, user_inputs
+from training.two_tower_options import TwoTowerOptions
 
 __all__ = ["train", "train_ranker", "train_retrieval", "split_by_time", "time_cutoff"]
 
@@ -164,7 +165,8 @@ def _split(settings: Settings, dataset: str, sample_size: int | None,
 
 def train_retrieval(settings: Settings, contract: Contract, run_id: str,
                     item_features: pd.DataFrame, *, epochs: int, batch_size: int,
-                    sample_size: int | None = None, config: ModelConfig | None = None) -> Path:
+                    sample_size: int | None = None, config: ModelConfig | None = None,
+                    options: TwoTowerOptions | None = None) -> Path:
     """Train the two-tower model, index the catalogue, write ``models/<run_id>/retrieval/``.
 
     Args:
@@ -179,6 +181,10 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
         sample_size: Train on a deterministic sample of this many training rows (quick runs);
             the held-out rows are never sampled, so metrics stay comparable.
         config: Model hyper-parameters; defaults to :class:`ModelConfig`.
+        options: logQ correction, mixed negatives (drawn from ``item_features``, the whole
+            catalogue) and the user tower (``multi_interest`` emits ``[B, K, D]``; evaluation
+            and serving then search the index once per interest); defaults to
+            :class:`TwoTowerOptions`.
 
     Returns:
         The part folder: ``user_tower/``, ``item_tower/``, ``item_index.faiss``,
@@ -186,13 +192,14 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
     """
     _check_args(run_id, epochs, batch_size)
     cfg = config or ModelConfig()
+    opts = options or TwoTowerOptions()
     u_specs, i_specs = user_inputs(contract), item_inputs(contract)
     missing = {"item_id", *(s.name for s in i_specs)} - set(item_features.columns)
     if missing:
         raise KeyError(f"item_features lacks columns {sorted(missing)}")
     cutoff, full_train, val, train_df = _split(settings, RETRIEVAL_SET, sample_size, "retrieval")
     deterministic = seed_everything(settings.seed)
-    model = build_two_tower(contract, train_df, cfg)
+    model = build_two_tower(contract, train_df, cfg, opts, item_features)
     ds = make_dataset(train_df, u_specs + i_specs, batch_size, settings.seed, cfg.shuffle_buffer)
     fit = _fit(model, ds, len(train_df), epochs, cfg)
 
@@ -203,7 +210,7 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
                                export_tower)
         item_emb = predict_saved(item, item_features, i_specs)
         build_index(item_emb, item_features["item_id"].to_numpy(np.int64), tmp,
-                    hnsw_threshold=cfg.hnsw_threshold)
+                    hnsw_threshold=cfg.hnsw_threshold, ivf_threshold=cfg.ivf_threshold)
         index, index_ids = load_index(tmp)
         metrics, users = retrieval_eval(user, index, index_ids, val, u_specs)
         write_json(tmp / METRICS, {
@@ -218,7 +225,10 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
             {"user_tower": "embedding", "item_tower": "embedding"}, cfg,
             {"epochs": epochs, "batch_size": batch_size, "sample_size": sample_size,
              "split_cutoff": cutoff, "deterministic": deterministic},
-            {"embedding_dim": cfg.embedding_dim, "faiss_version": faiss.__version__,
+            {"embedding_dim": cfg.embedding_dim, "two_tower_options": asdict(opts),
+             "user_interests": (opts.num_interests if opts.user_tower == "multi_interest"
+                                else 1),
+             "faiss_version": faiss.__version__,
              "index": {"type": type(index).__name__, "metric": "inner_product",
                        "size": index.ntotal}}))
     return run_dir(settings, run_id) / RETRIEVAL_PART
@@ -267,14 +277,15 @@ def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs:
 
 def train(settings: Settings, contract: Contract, run_id: str, item_features: pd.DataFrame,
           epochs: int = 3, batch_size: int = 1024, *, sample_size: int | None = None,
-          config: ModelConfig | None = None) -> Path:
+          config: ModelConfig | None = None, options: TwoTowerOptions | None = None) -> Path:
     """Train both parts one after the other and write the run summary; return the run folder.
 
     A convenience for scripts and tests; the DAG runs :func:`train_retrieval` and
     :func:`train_ranker` as two parallel tasks instead. Arguments as there.
     """
     train_retrieval(settings, contract, run_id, item_features, epochs=epochs,
-                    batch_size=batch_size, sample_size=sample_size, config=config)
+                    batch_size=batch_size, sample_size=sample_size, config=config,
+                    options=options)
     train_ranker(settings, contract, run_id, epochs=epochs, batch_size=batch_size,
                  sample_size=sample_size, config=config)
     write_run_summary(settings, run_id)

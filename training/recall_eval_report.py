@@ -42,13 +42,14 @@ def format_table(records: list[dict[str, Any]]) -> str:
         for mode_name, mode in rec["modes"].items():
             lines.append(f"== {rec['dataset']} | {rec['split']} | {mode_name} | "
                          f"{rec['test_users']} users, {rec['test_pairs']} held-out pairs")
-            lines.append(f"{'source':<13}" + "".join(f"{c:>8}" for c in short))
+            lines.append(f"{'source':<17}" + "".join(f"{c:>8}" for c in short))
             for name, metrics in _rows(mode):
-                lines.append(f"{name:<13}" + "".join(
+                lines.append(f"{name:<17}" + "".join(
                     f"{_fmt(metrics.get(c, float('nan'))):>8}" for c in TABLE_COLUMNS))
             best = mode["best_single"]
             lines.append(f"merged/best single ({best['source']}) at {best['metric']}: "
                          f"{_fmt(mode['merged_vs_best'])}; policy {mode['policy']}")
+            lines.extend(f"  {line}" for line in comparison_lines(mode))
         for name, err in rec.get("errors", {}).items():
             lines.append(f"   note: {name}: {err}")
     return "\n".join(lines)
@@ -136,7 +137,23 @@ def _mode_section(rec: dict[str, Any], mode_name: str, mode: dict[str, Any]) -> 
             f"<p>Merged / best single ({html.escape(mode['best_single']['source'])}) at "
             f"{html.escape(mode['best_single']['metric'])}"
             f": <b>{_fmt(mode['merged_vs_best'])}</b>. Merge policy (tuned on validation): "
-            f"<code>{policy}</code></p>" + "".join(f"<div>{c}</div>" for c in charts))
+            f"<code>{policy}</code></p>" + _comparisons_html(mode)
+            + "".join(f"<div>{c}</div>" for c in charts))
+
+
+def comparison_lines(mode: dict[str, Any]) -> list[str]:
+    """One line per two-tower variant comparison of a mode (``a - b`` per metric)."""
+    return [f"{c['comparison']}: {c['a']} - {c['b']}: " + ", ".join(
+        f"{m} {_fmt(v['a'])} - {_fmt(v['b'])} = {v['diff']:+.4f}"
+        for m, v in c.items() if isinstance(v, dict)) for c in mode.get("comparisons", [])]
+
+
+def _comparisons_html(mode: dict[str, Any]) -> str:
+    lines = comparison_lines(mode)
+    if not lines:
+        return ""
+    return "<p>Two-tower variants (same run):</p><ul>" + "".join(
+        f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
 def write_html(path: Path, payload: dict[str, Any]) -> Path:

@@ -30,7 +30,23 @@ from training.recall_popularity import fit_popularity
 from training.recall_swing import fit_swing
 
 SOURCE_NAMES = ("popularity", "pop_category", "trending", "itemcf", "swing", "transitions",
-                "eges", "two_tower")
+                "eges", "two_tower", "two_tower_mixneg", "two_tower_hist", "two_tower_multi")
+TWO_TOWER_VARIANTS = {
+    "two_tower": {},
+    "two_tower_mixneg": {"mixed_negatives": 1024},
+    "two_tower_hist": {"histories": True},
+    "two_tower_multi": {"histories": True, "user_tower": "multi_interest"},
+}
+"""Two-tower sources as changes to the default trial: ``two_tower`` is id-only with logQ and
+in-batch negatives only; ``_mixneg`` adds 1024 uniform catalogue negatives per batch (the random
+negatives on/off comparison); ``_hist`` gives the single-vector user tower the pooled item
+history; ``_multi`` is the multi-interest (ComiRec-SA) tower on the same history."""
+COMPARISONS = (
+    ("random negatives on vs off", "two_tower_mixneg", "two_tower"),
+    ("multi-interest vs single-vector (same history)", "two_tower_multi", "two_tower_hist"),
+    ("history-pooled vs id-only", "two_tower_hist", "two_tower"),
+)
+"""Two-tower variant pairs whose difference every run reports (when both were evaluated)."""
 DECAYS = (1.0, 0.7, 0.4)
 K_MAX = max(KS)
 
@@ -58,14 +74,24 @@ def source_builders(eges: GraphEmbeddingConfig | None = None
         "swing": fit_swing,
         "transitions": fit_transitions,
         "eges": lambda d: fit_graph_embedding(d, eges),
-        "two_tower": _fit_two_tower,
+        **{name: _two_tower_builder(name) for name in TWO_TOWER_VARIANTS},
     }
 
 
-def _fit_two_tower(train: Interactions) -> Recaller:
-    from training.recall_eval_two_tower import fit_two_tower  # TF: imported only when used
+def _two_tower_builder(name: str) -> Callable[[Interactions], Recaller]:
+    def fit(train: Interactions) -> Recaller:
+        from dataclasses import replace
 
-    return fit_two_tower(train)
+        # TF: imported only when used
+        from training.recall_eval_two_tower import DEFAULT_TRIAL, fit_two_tower
+
+        changes = dict(TWO_TOWER_VARIANTS[name])
+        histories = changes.pop("histories", DEFAULT_TRIAL.histories)
+        trial = replace(DEFAULT_TRIAL, histories=histories,
+                        options=replace(DEFAULT_TRIAL.options, **changes))
+        return fit_two_tower(train, trial=trial)
+
+    return fit
 
 
 def fit_sources(train: Interactions, names: Sequence[str],
@@ -188,8 +214,26 @@ def run_protocol(data: Interactions, split_fn: Callable[[Interactions], Split], 
         mode["best_single"] = {"source": best, "metric": target, "value": best_val}
         mode["merged_vs_best"] = (mode["merged"][target] / best_val
                                   if best_val else float("nan"))
+        mode["comparisons"] = compare_variants(mode["sources"], target)
         record["modes"]["exclude_history" if exclude else "include_history"] = mode
         log(f"  exclude_history={exclude}: best single {best} {target}="
             f"{best_val:.4f}, merged {mode['merged'][target]:.4f} "
             f"(x{mode['merged_vs_best']:.3f})")
     return record
+
+
+def compare_variants(sources: dict[str, dict[str, float]], target: str) -> list[dict[str, Any]]:
+    """Measured difference of each :data:`COMPARISONS` pair present in ``sources``.
+
+    Reports ``target``, recall@50 and recall@100 of both sides and ``a - b`` for each.
+    """
+    out = []
+    for label, a, b in COMPARISONS:
+        if a not in sources or b not in sources:
+            continue
+        row: dict[str, Any] = {"comparison": label, "a": a, "b": b}
+        for metric in dict.fromkeys((target, "recall@50", "recall@100")):
+            va, vb = sources[a][metric], sources[b][metric]
+            row[metric] = {"a": va, "b": vb, "diff": va - vb}
+        out.append(row)
+    return out

@@ -36,6 +36,18 @@ def test_recall_and_hit_rate_by_hand(tmp_path) -> None:
     assert m["hr@2"] == pytest.approx(0.5)
 
 
+def test_multi_interest_queries_score_items_by_their_best_interest(tmp_path) -> None:
+    build_index(np.eye(3, dtype=np.float32), np.array([10, 20, 30]), tmp_path)
+    index, ids = load_index(tmp_path)
+    # User 0: interests (0.9, 0, 0) and (0, 0, 1) -> 30 (1.0), 10 (0.9), 20 (0). User 1 has
+    # one real interest (0, 1, 0) and a weak one (0.1, 0, 0) -> 20, 10, 30.
+    queries = np.array([[[0.9, 0, 0], [0, 0, 1]], [[0, 1, 0], [0.1, 0, 0]]], np.float32)
+    relevant = [{10}, {30}]
+    m = retrieval_metrics(queries, relevant, index, ids, ks=(1, 2, 3))
+    assert (m["recall@1"], m["recall@2"], m["recall@3"]) == (0.0, 0.5, 1.0)
+    assert m["hr@2"] == pytest.approx(0.5)
+
+
 def test_heldout_queries_take_first_row_per_user() -> None:
     ts = pd.to_datetime(["2026-01-02", "2026-01-01", "2026-01-03"], utc=True)
     df = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [5, 6, 5], "event_ts": ts, "f": [2, 1, 3]})

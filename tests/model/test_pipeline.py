@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from training.runs import (
     writing_part,
 )
 from training.two_tower import user_inputs
+from training.two_tower_options import TwoTowerOptions
 
 ARGS = {"epochs": 3, "batch_size": 256}
 
@@ -59,6 +61,8 @@ def test_run_layout_and_manifests(run, toy_data) -> None:
     assert retr["run_id"] == rank["run_id"] == "run-1"
     assert retr["split_cutoff"] == rank["split_cutoff"]  # one cutoff for both parts
     assert retr["deterministic"] is True and retr["embedding_dim"] == 32
+    assert retr["two_tower_options"] == asdict(TwoTowerOptions())  # logQ on by default
+    assert retr["user_interests"] == 1
     assert rank["features"]["ranker"] == [f.name for f in CONTRACT.service_features("ranker")]
     assert retr["tf_version"] == tensorflow().__version__
     index, ids = load_index(run_dir / "retrieval")
@@ -177,6 +181,29 @@ def test_sample_rows_is_deterministic_and_keeps_time_order() -> None:
     assert sample_rows(df, None, 42) is df and sample_rows(df, 1000, 42) is df
     with pytest.raises(ValueError, match="sample_size"):
         sample_rows(df, 0, 42)
+
+
+def test_two_tower_options_come_from_the_run_params_and_multi_interest_needs_a_history(
+        settings, toy_data) -> None:
+    from shoprec.isolation import two_tower_options
+    from training.pipeline import train_retrieval
+
+    opts = two_tower_options({"two_tower": {"mixed_negatives": 64, "logq_correction": False}})
+    assert opts == TwoTowerOptions(mixed_negatives=64, logq_correction=False)
+    assert two_tower_options({}) == TwoTowerOptions()
+    with pytest.raises(ValueError, match=r"unknown options \['negatives'\]"):
+        two_tower_options({"two_tower": {"negatives": 5}})
+    with pytest.raises(ValueError, match="user_tower must be one of"):
+        two_tower_options({"two_tower": {"user_tower": "deep"}})
+    settings.datasets_dir.mkdir(parents=True)
+    toy_data.ranker.to_parquet(settings.datasets_dir / "ranker.parquet")
+    toy_data.retrieval.to_parquet(settings.datasets_dir / "retrieval.parquet")
+    if any(s.kind == "sequence" for s in user_inputs(CONTRACT)):
+        pytest.skip("the contract has sequence inputs: multi-interest can be built")
+    with pytest.raises(ValueError, match="needs a sequence input with target 'item_id'"):
+        train_retrieval(settings, CONTRACT, "run-mi", toy_data.item_features, epochs=1,
+                        batch_size=256, options=TwoTowerOptions(user_tower="multi_interest"))
+    assert not (settings.models_dir / "run-mi" / "retrieval").exists()
 
 
 def test_bad_arguments_fail_before_any_data_is_read(settings) -> None:

@@ -109,3 +109,22 @@ def test_bar_chart_scales_to_the_largest_value() -> None:
     ElementTree.fromstring(svg)  # well-formed XML, escaped title
     assert svg.startswith("<svg") and svg.count("<rect") == 4 + 2  # bars + legend swatches
     assert 'height="196.0"' in svg  # 1.0 fills the plot height: 260 - 28 (top) - 36 (bottom)
+
+
+def test_variant_comparisons_are_differences_of_the_recorded_figures() -> None:
+    from training.recall_eval_report import comparison_lines
+    from training.recall_eval_run import compare_variants
+
+    def m(r50: float, r100: float) -> dict[str, float]:
+        return {"recall@50": r50, "recall@100": r100}
+
+    sources = {"two_tower": m(0.25, 0.5), "two_tower_mixneg": m(0.3, 0.45),
+               "two_tower_hist": m(0.2, 0.4)}  # no multi-interest: that pair is left out
+    rows = compare_variants(sources, "recall@50")
+    assert [(r["a"], r["b"]) for r in rows] == [("two_tower_mixneg", "two_tower"),
+                                                ("two_tower_hist", "two_tower")]
+    assert rows[0]["recall@50"] == {"a": 0.3, "b": 0.25, "diff": pytest.approx(0.05)}
+    assert rows[0]["recall@100"]["diff"] == pytest.approx(-0.05)
+    assert set(rows[1]) == {"comparison", "a", "b", "recall@50", "recall@100"}
+    line = comparison_lines({"comparisons": rows})[0]
+    assert "recall@50 0.3000 - 0.2500 = +0.0500" in line

@@ -9,7 +9,7 @@ from shoprec.contract import CONTRACT, ITEM_TOWER
 from shoprec.recipes import Attr
 from training.config import ModelConfig
 from training.recall_datasets import Interactions, from_frame
-from training.recall_eval_two_tower import fit_two_tower, tower_frame
+from training.recall_eval_two_tower import TwoTowerTrial, fit_two_tower, tower_frame, trial_specs
 
 
 def clusters() -> Interactions:
@@ -25,7 +25,8 @@ def clusters() -> Interactions:
 
 def test_tower_frame_takes_attributes_from_recipes_and_defaults_the_rest() -> None:
     data = clusters()
-    frame = tower_frame(data, np.array([0, 1]), np.array([3, 15]), CONTRACT)
+    specs = [s for part in trial_specs(CONTRACT, TwoTowerTrial()) for s in part]
+    frame = tower_frame(data, np.array([0, 1]), np.array([3, 15]), CONTRACT, specs)
     assert frame["user_id"].tolist() == [0, 1] and frame["item_id"].tolist() == [3, 15]
     for feat in CONTRACT.service_features(ITEM_TOWER):
         if isinstance(feat.recipe, Attr) and feat.recipe.column == "category_id":
@@ -38,9 +39,8 @@ def test_tower_frame_takes_attributes_from_recipes_and_defaults_the_rest() -> No
 
 def test_two_tower_source_learns_the_clusters() -> None:
     data = clusters()
-    model = fit_two_tower(data, config=ModelConfig(embedding_dim=8, id_embedding_dim=8,
-                                                   cat_embedding_dim=4, tower_units=()),
-                          epochs=15, batch_size=128)
+    cfg = ModelConfig(embedding_dim=8, id_embedding_dim=8, cat_embedding_dim=4, tower_units=())
+    model = fit_two_tower(data, trial=TwoTowerTrial(config=cfg, epochs=15, batch_size=128))
     items, scores = model.recommend(data, np.arange(80), 10, exclude_history=False)
     own = np.where(np.arange(80)[:, None] % 2 == 0, items < 10, items >= 10)
     assert own.mean() > 0.9
