@@ -27,7 +27,7 @@ DEFAULT_HISTORY_LEN = 50
 def harness_history_spec(item_spec: InputSpec, max_len: int = DEFAULT_HISTORY_LEN) -> InputSpec:
     """An item-id history input sharing the item id's hash buckets, ``max_len`` long."""
     return InputSpec(f"{item_spec.name}{HISTORY_SUFFIX}", "int64", "sequence", item_spec.vocab,
-                     max_len=max_len, target=item_spec.name)
+                     max_len=max_len, target=item_spec.name, default=-1)  # the contract's pad
 
 
 def user_specs_with_history(user_specs: list[InputSpec], item_spec: InputSpec,

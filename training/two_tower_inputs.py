@@ -22,20 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shoprec.sequences import pad_sequences
 from shoprec.tf_runtime import tensorflow
 from training.config import ModelConfig
-from training.preprocessing import InputSpec, Stats, encode, keras_inputs, numpy_dtype, tf_dtype
+from training.preprocessing import InputSpec, Stats, encode, keras_inputs, tf_dtype
 
 
 def pad_value(spec: InputSpec) -> int | float:
-    """The pad element of a sequence: the spec's ``default`` when it carries one, else -1/0.0.
-
-    The contract pads id sequences with -1 and float sequences with 0.0 (its defaults).
-    """
-    default = getattr(spec, "default", None)
-    if default is not None:
-        return default
-    return -1 if spec.dtype == "int64" else 0.0
+    """The pad element of a sequence: the spec's ``default`` (the contract's, -1 for ids)."""
+    return spec.default
 
 
 def history_specs(specs: list[InputSpec], item_id: str) -> list[InputSpec]:
@@ -64,18 +59,12 @@ def tower_keras_inputs(specs: list[InputSpec]) -> dict[str, Any]:
 
 
 def pad_column(values: pd.Series, spec: InputSpec) -> np.ndarray:
-    """``[N, max_len]`` array of a list-valued column: newest last, left-padded, truncated.
+    """``[N, max_len]`` array of a sequence column: newest last, left-padded, truncated.
 
-    A cell that is ``None``/NaN or empty is all padding (a user without history).
+    The one padding rule of training and serving (:func:`shoprec.sequences.pad_sequences`):
+    stored strings, lists, and ``None``/NaN (all padding: a user without history).
     """
-    out = np.full((len(values), spec.max_len), pad_value(spec), dtype=numpy_dtype(spec.dtype))
-    for row, cell in enumerate(values):
-        if cell is None or (np.ndim(cell) == 0 and pd.isna(cell)):
-            continue
-        seq = np.asarray(cell, dtype=out.dtype)[-spec.max_len:]
-        if len(seq):
-            out[row, spec.max_len - len(seq):] = seq
-    return out
+    return pad_sequences(values, spec)
 
 
 def tower_feature_dict(df: pd.DataFrame, specs: list[InputSpec]) -> dict[str, np.ndarray]:

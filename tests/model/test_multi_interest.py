@@ -17,7 +17,7 @@ from training.two_tower_inputs import embedding_tables, tower_feature_dict
 # Hand-built inputs with tiny vocabularies (the contract's conventions: newest last, pad -1/0.0).
 USER_SPECS = [InputSpec("user_id", "int64", "id", 50),
               InputSpec("u_n", "int64", "count"),
-              InputSpec("u_hist", "int64", "sequence", 50, 4, "item_id")]
+              InputSpec("u_hist", "int64", "sequence", 50, 4, "item_id", default=-1)]
 ITEM_SPECS = [InputSpec("item_id", "int64", "id", 20), InputSpec("i_cat", "int64",
                                                                   "categorical", 5)]
 CFG = ModelConfig(embedding_dim=4, id_embedding_dim=4, cat_embedding_dim=2, tower_units=(8,))

@@ -52,13 +52,16 @@ def test_harness_history_is_added_only_when_the_user_inputs_have_none() -> None:
     spec = harness_history_spec(item, 5)
     assert (spec.kind, spec.dtype, spec.max_len, spec.target, spec.vocab) == (
         "sequence", "int64", 5, item.name, item.vocab)
-    users = user_inputs(CONTRACT)
-    assert user_specs_with_history(users, item, 5) == [*users, spec]
-    assert user_specs_with_history([*users, spec], item) == [*users, spec]
+    users = user_inputs(CONTRACT)  # the contract's user tower has an item-id history already
+    assert [s.name for s in users if s.kind == "sequence" and s.target == item.name]
+    assert user_specs_with_history(users, item, 5) == users
+    bare = [s for s in users if s.kind != "sequence"]
+    assert user_specs_with_history(bare, item, 5) == [*bare, spec]
+    assert user_specs_with_history([*bare, spec], item) == [*bare, spec]
 
 
 def test_pad_column_left_pads_truncates_and_treats_missing_as_empty() -> None:
-    spec = InputSpec("h", "int64", "sequence", 10, max_len=3, target="item_id")
+    spec = InputSpec("h", "int64", "sequence", 10, max_len=3, target="item_id", default=-1)
     got = pad_column(pd.Series([[1, 2, 3, 4], [5], [], None, np.nan], dtype=object), spec)
     np.testing.assert_array_equal(got, [[2, 3, 4], [-1, -1, 5], [-1] * 3, [-1] * 3, [-1] * 3])
     with pytest.raises(KeyError, match=r"lacks model inputs \['h'\]"):
@@ -99,10 +102,11 @@ def test_history_pooling_switches_on_only_with_an_item_history_input() -> None:
     tf.keras.utils.set_random_seed(0)
     cfg = ModelConfig(embedding_dim=4, id_embedding_dim=4, cat_embedding_dim=2, tower_units=())
     frame = _fill_defaults(CONTRACT_ROWS.copy())
-    plain = build_two_tower(CONTRACT, frame, cfg)
+    bare = [s for s in user_inputs(CONTRACT) if s.kind != "sequence"]  # no history input
+    plain = build_two_tower(CONTRACT, frame, cfg, user_specs=bare)
     assert not [layer for layer in plain.user_tower.layers if "pool" in layer.name]
     spec = harness_history_spec(item_inputs(CONTRACT)[0], 3)
-    u_specs = [*user_inputs(CONTRACT), spec]
+    u_specs = [*bare, spec]
     frame = _fill_defaults(_history_frame(spec))
     model = build_two_tower(CONTRACT, frame, cfg, user_specs=u_specs)
     assert tower_keras_inputs(u_specs)[spec.name].shape[1:] == (3,)
