@@ -21,6 +21,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 from shoprec.isolation import MODELS as TRAINABLE
 from shoprec.isolation import stage_task, task_python
 from shoprec.runrecords import EVENTS_ASSET, jsonable, record_failure, safe_id
+from training.ranker_names import DEFAULT_RANKER, RANKERS
 
 TASK_PYTHON = task_python(os.environ)
 """Interpreter of the heavy tasks, or None to run them in-process (the embedded default)."""
@@ -41,7 +42,7 @@ Every output is keyed by the interval, so re-running an interval replaces what i
 | `ingest` | parse the interval's landing files, quarantine bad rows | `quarantine/<key>/` |
 | `validate` | GX suite from the contract; commit (dedup by `event_id`) | `reports/ledger/` |
 | `features` | snapshots up to the interval end, Feast, training sets | `datasets/report.json` |
-| `train_retrieval` ∥ `train_ranker` | two-tower + FAISS index, DCN ranker | `models/<key>/` |
+| `train_retrieval` ∥ `train_ranker` | two-tower + index; the `ranker` Param | `models/<key>/` |
 | `evaluate` | challenger and champion on the same held-out later interval | `evaluation.json` |
 | `gate` | not worse than the champion beyond tolerance, no NaN | `models/<key>/gate.json` |
 | `package`, `promote` | a bento pinned to this run; atomic champion switch | `registry/` |
@@ -76,6 +77,12 @@ RUN_PARAMS = {
                         description="Training batch size."),
     "sample_size": Param(None, type=["null", "integer"], minimum=100,
                          description="Train on a deterministic sample of this many rows."),
+    "ranker": Param(DEFAULT_RANKER, type="string", enum=list(RANKERS),
+                    description="Ranker to train (the zoo in training/rankers): wide_deep, "
+                                "deepfm, dcn, din, dien, dmr, pnn, nfm, deep_resnet, mmoe, esmm."),
+    "warm_start": Param(True, type="boolean",
+                        description="Start the ranker from the champion's checkpoint when it "
+                                    "is the same model with the same inputs."),
     "two_tower": Param({}, type="object",
                        description="Two-tower options (TwoTowerOptions fields), e.g. "
                                    '{"mixed_negatives": 1024} or {"user_tower": '
@@ -97,7 +104,7 @@ def train_retrieval(report: dict, run_params: str) -> str:
 
 
 def train_ranker(report: dict, run_params: str) -> str:
-    """DCN ranker (runs beside train_retrieval)."""
+    """The chosen zoo ranker (runs beside train_retrieval)."""
     from shoprec.isolation import run_stage
 
     return run_stage("train_ranker", report, run_params)

@@ -197,7 +197,12 @@ def _train(task_id: str, settings: Settings, report: Mapping[str, Any],
               "batch_size": int(params.get("batch_size", 1024)),
               "sample_size": params.get("sample_size")}
     if part == runs.RANKER_PART:
-        return str(pipeline.train_ranker(settings, contract, run_id, **budget))
+        from training.ranker_names import DEFAULT_RANKER
+
+        name = str(params.get("ranker") or DEFAULT_RANKER)
+        current = champion(settings) if params.get("warm_start", True) else None
+        return str(pipeline.train_ranker(settings, contract, run_id, **budget, model=name,
+                                         warm_start_run=current and current["run_id"]))
     import pandas as pd
 
     from feature_repo import store

@@ -236,8 +236,16 @@ def train_retrieval(settings: Settings, contract: Contract, run_id: str,
 
 def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs: int,
                  batch_size: int, sample_size: int | None = None,
-                 config: ModelConfig | None = None) -> Path:
-    """Train the DCN ranker and write ``models/<run_id>/ranker/``.
+                 config: ModelConfig | None = None, model: str | None = None,
+                 warm_start_run: str | None = None) -> Path:
+    """Train the ranker and write ``models/<run_id>/ranker/``.
+
+    With ``model`` (a :data:`training.ranker_names.RANKERS` name, what the DAG passes) the zoo
+    trainer runs (:func:`training.ranker_run.train_ranker_part`: streaming input, early
+    stopping, checkpoints). ``warm_start_run`` names an earlier run (the champion) to start
+    from; when its ranker is another model, or its inputs or config differ, the warm start is
+    refused and logged, and the model trains from scratch. Without ``model``, the original
+    in-memory DCN below (kept for its pinned, deterministic tests).
 
     Args:
         settings: Locations (reads ``datasets/ranker.parquet`` and the ``event_ts`` column of
@@ -247,12 +255,18 @@ def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs:
         epochs: Passes over the training split.
         batch_size: Rows per step.
         sample_size: Train on a deterministic sample of this many training rows.
-        config: Model hyper-parameters; defaults to :class:`ModelConfig`.
+        config: Model hyper-parameters of the in-memory DCN; defaults to :class:`ModelConfig`.
+        model: Zoo ranker to train instead (see above).
+        warm_start_run: Run whose ranker checkpoint the zoo model starts from, if compatible.
 
     Returns:
         The part folder: ``ranker/`` (SavedModel), ``metrics.json``, ``manifest.json``.
     """
     _check_args(run_id, epochs, batch_size)
+    if model is not None:
+        return _train_zoo_ranker(settings, contract, run_id, model, epochs=epochs,
+                                 batch_size=batch_size, sample_size=sample_size,
+                                 warm_start_run=warm_start_run)
     cfg = config or ModelConfig()
     specs = ranker_inputs(contract)
     cutoff, full_train, val, train_df = _split(settings, RANKER_SET, sample_size, "ranker")
@@ -273,6 +287,23 @@ def train_ranker(settings: Settings, contract: Contract, run_id: str, *, epochs:
             {"epochs": epochs, "batch_size": batch_size, "sample_size": sample_size,
              "split_cutoff": cutoff, "deterministic": deterministic}, {}))
     return run_dir(settings, run_id) / RANKER_PART
+
+
+def _train_zoo_ranker(settings: Settings, contract: Contract, run_id: str, model: str, *,
+                      epochs: int, batch_size: int, sample_size: int | None,
+                      warm_start_run: str | None) -> Path:
+    """:func:`training.ranker_run.train_ranker_part`, from scratch if the warm start is refused."""
+    from training.ranker_checkpoint import WarmStartMismatch
+    from training.ranker_run import train_ranker_part
+
+    budget = {"epochs": epochs, "batch_size": batch_size, "sample_size": sample_size}
+    if warm_start_run is not None:
+        try:
+            return train_ranker_part(settings, contract, run_id, model, **budget,
+                                     warm_start_run=warm_start_run)
+        except WarmStartMismatch as err:
+            print(f"train_ranker: warm start refused ({err}); training {model} from scratch")
+    return train_ranker_part(settings, contract, run_id, model, **budget)
 
 
 def train(settings: Settings, contract: Contract, run_id: str, item_features: pd.DataFrame,

@@ -219,7 +219,8 @@ def _masked_mean(args: list[Any], pad: int) -> Any:
     """Mean of ``emb[B, L, D]`` over positions whose id is not ``pad`` (zeros if none)."""
     tf = tensorflow()
     emb, ids = args
-    mask = tf.cast(tf.not_equal(ids, tf.cast(pad, ids.dtype)), tf.float32)
+    # The embedding's dtype, not float32: under mixed_float16 the embedding is float16.
+    mask = tf.cast(tf.not_equal(ids, tf.cast(pad, ids.dtype)), emb.dtype)
     total = tf.reduce_sum(emb * mask[:, :, None], axis=1)
     return total / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
 

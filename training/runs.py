@@ -46,8 +46,11 @@ VALIDATION_FRACTION = 0.1
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 PART_FILES = {RETRIEVAL_PART: ("user_tower", "item_tower", "item_index.faiss", "item_ids.npy"),
-              RANKER_PART: ("ranker",)}
+              RANKER_PART: ("ranker", "checkpoints", "ranker_spec.json")}
 """What each part holds besides its manifest and metrics."""
+OPTIONAL_FILES = frozenset({"item_tower", "checkpoints", "ranker_spec.json"})
+"""Not served: the item tower is offline only; a zoo ranker's checkpoint and spec let the next
+run warm-start from it (an adopted part keeps them, so the chain is not broken)."""
 _RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}")
 
 
@@ -135,7 +138,7 @@ def adopt_part(settings: Settings, run_id: str, part: str, source_run_id: str) -
         raise ValueError(f"cannot adopt part {part!r} of run {source_run_id!r} into {run_id!r}")
     retr, rank = part_dirs(run_dir(settings, source_run_id))
     src = retr if part == RETRIEVAL_PART else rank
-    required = [n for n in PART_FILES[part] if n != "item_tower"]  # offline only, optional
+    required = [n for n in PART_FILES[part] if n not in OPTIONAL_FILES]
     missing = [str(src / n) for n in required if not (src / n).exists()]
     if missing:
         raise FileNotFoundError(f"run {source_run_id} has no complete {part} part: {missing}")

@@ -226,3 +226,24 @@ def test_time_split_holds_out_the_last_tenth_of_time(toy_data) -> None:
     assert train_df["event_ts"].max() < val_df["event_ts"].min()
     span = df["event_ts"].max() - df["event_ts"].min()
     assert val_df["event_ts"].max() - cutoff == pytest.approx(span * 0.1, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_zoo_ranker_by_name_warm_starts_from_a_compatible_run_only(run) -> None:
+    """The DAG's ``ranker`` Param: a zoo model writes the same part layout plus its checkpoint
+    and spec; the next run starts from that checkpoint; another model refuses it and starts
+    from scratch (logged), instead of failing the run."""
+    settings, _ = run
+    budget = {"epochs": 1, "batch_size": 256, "sample_size": 400}
+    first = train_ranker(settings, CONTRACT, "zoo-1", model="din", **budget)
+    assert sorted(p.name for p in first.iterdir()) == [
+        "checkpoints", "manifest.json", "metrics.json", "ranker", "ranker_spec.json"]
+    man = _read(first / "manifest.json")
+    assert man["model"] == "din" and man["warm_start"] == {"run": None, "checkpoint": None}
+    assert 0.0 <= _read(first / "metrics.json")["ranker"]["auc"] <= 1.0
+    again = _read(train_ranker(settings, CONTRACT, "zoo-2", model="din", warm_start_run="zoo-1",
+                               **budget) / "manifest.json")
+    assert again["warm_start"]["run"] == "zoo-1" and again["warm_start"]["checkpoint"]
+    other = _read(train_ranker(settings, CONTRACT, "zoo-3", model="wide_deep",
+                               warm_start_run="zoo-1", **budget) / "manifest.json")
+    assert other["model"] == "wide_deep" and other["warm_start"]["run"] is None

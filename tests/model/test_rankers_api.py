@@ -59,6 +59,7 @@ def test_mmoe_accepts_more_than_two_tasks() -> None:
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"dropout": 1.0}, "dropout"),
     ({"product": "hadamard"}, "product"),
+    ({"attention_pooling": "max"}, "attention_pooling"),
     ({"hidden_units": ()}, "hidden_units"),
     ({"embedding_dim": 0}, "positive"),
     ({"projection_dim": 0}, "projection_dim"),
@@ -100,8 +101,11 @@ def test_fit_sequence_stats_skips_pads() -> None:
     gaps = np.array([[0.0, 0.0, 1.0, 3.0], [0.0, 2.0, 2.0, 4.0]])
     stats = fit_sequence_stats({"hist_gap": gaps}, [InputSpec("hist_gap", "float64", "sequence",
                                                               0, 4)])
-    # non-pad elements 1, 3, 2, 2, 4: mean 2.4, variance (1.96 + .36 + .16 + .16 + 2.56) / 5
-    assert stats["hist_gap"] == pytest.approx((2.4, 1.04))
+    # non-pad elements 1, 3, 2, 2, 4, on the log1p scale the encoder standardises
+    z = np.log1p([1.0, 3.0, 2.0, 2.0, 4.0])
+    assert stats["hist_gap"] == pytest.approx((z.mean(), z.var()))
+    assert stats["hist_gap"][0] == pytest.approx((np.log(2) + np.log(4) + 2 * np.log(3)
+                                                  + np.log(5)) / 5)
 
 
 def test_fit_ranker_stats_reads_a_frame_with_list_columns() -> None:
@@ -110,7 +114,8 @@ def test_fit_ranker_stats_reads_a_frame_with_list_columns() -> None:
     df = pd.DataFrame({"n": [0, 3], "gap": [[1.0, 3.0], [0.0, 2.0, 2.0, 4.0]]})
     specs = [InputSpec("n", "int64", "count"), InputSpec("gap", "float64", "sequence", 0, 4)]
     stats = fit_ranker_stats(df, specs)
-    assert stats["gap"] == pytest.approx((2.4, 1.04))
+    z = np.log1p([1.0, 3.0, 2.0, 2.0, 4.0])  # the pad 0.0 is dropped
+    assert stats["gap"] == pytest.approx((z.mean(), z.var()))
     mean = (np.log1p(0) + np.log1p(3)) / 2
     assert stats["n"] == pytest.approx((mean, (np.log1p(3) - mean) ** 2))
 

@@ -77,6 +77,18 @@ def test_din_activation_unit_by_hand_and_pad_weight_is_zero() -> None:
     np.testing.assert_array_equal(pooled2.numpy(), pooled.numpy())
     np.testing.assert_array_equal(weights2.numpy(), weights.numpy())
 
+    # softmax pooling: the same scores, normalised over the two real positions only
+    soft = din_attention_class()((2,), "prelu", pooling="softmax")
+    soft(q, keys, mask)
+    soft.unit.dense[0].set_weights([w1, b1])
+    soft.score.set_weights([w2, b2])
+    pooled3, weights3 = soft(tf.constant(q), tf.constant(garbage), tf.constant(mask))
+    e = np.exp(expected_w[0, [0, 2]] - expected_w[0, [0, 2]].max())
+    expected_soft = np.array([[e[0] / e.sum(), 0.0, e[1] / e.sum()]])
+    np.testing.assert_allclose(weights3.numpy(), expected_soft, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pooled3.numpy(), (expected_soft[..., None] * keys).sum(axis=1),
+                               rtol=1e-5, atol=1e-6)
+
 
 def test_augru_one_step_two_units_by_hand() -> None:
     tf = tensorflow()

@@ -67,8 +67,11 @@ def ranker_base_class() -> type:
 
         @staticmethod
         def _ranking_task(name: str, from_logits: bool) -> Any:
+            # Reduction.NONE + our own mean (task_loss): Keras refuses its default reduction
+            # inside a replica context, so the mirrored (multi-device) path needs this.
             return tfrs_mod.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(from_logits=from_logits),
+                loss=tf.keras.losses.BinaryCrossentropy(
+                    from_logits=from_logits, reduction=tf.keras.losses.Reduction.NONE),
                 metrics=[tf.keras.metrics.AUC(from_logits=from_logits, name=f"{name}_auc")],
                 name=f"{name}_task")
 
@@ -106,11 +109,16 @@ def ranker_base_class() -> type:
 
         def task_loss(self, task: str, labels: Any, predictions: Any, weight: Any,
                       training: bool) -> Any:
-            """Mean BCE of one task (``weight`` = None or ``[B]``), updating its metrics."""
-            return self.ranking_tasks[task](
+            """Mean BCE of one task (``weight`` = None or ``[B]``), updating its metrics.
+
+            The mean is over ALL rows of the (per-replica) batch, weighted or not, exactly
+            Keras' ``SUM_OVER_BATCH_SIZE``: a row with weight 0 counts in the denominator.
+            """
+            per_row = self.ranking_tasks[task](
                 labels=labels[:, None], predictions=predictions[:, None],
                 sample_weight=None if weight is None else weight[:, None],
                 compute_metrics=not training)
+            return tf.reduce_mean(per_row)
 
         def supervised_loss(self, logits: dict[str, Any], labels: Mapping[str, Any],
                             training: bool) -> Any:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RANKERS: tuple[str, ...] = ("wide_deep", "deepfm", "dcn", "din", "dien", "dmr", "pnn", "nfm",
-                            "deep_resnet", "mmoe", "esmm")
-"""Every ranker :func:`training.rankers.build_ranker_model` can build, by name."""
-
-MULTI_TASK_RANKERS: tuple[str, ...] = ("mmoe", "esmm")
-"""Rankers that learn click and conversion together; the others learn one task."""
+from training.ranker_names import (  # noqa: F401  (re-exported; their home imports nothing)
+    MULTI_TASK_RANKERS,
+    RANKERS,
+)
 
 CLICK_TASK = "ctr"
 """Task name of P(click | impression): the primary score every ranker exports."""
@@ -52,6 +50,12 @@ class RankerConfig:
             full-rank.
         attention_units: Hidden layers of the DIN/DMR activation unit and of DIEN's auxiliary net.
         dice: Use Dice instead of PReLU in DIN/DIEN/DMR attention units and MLPs.
+        attention_pooling: How DIN/DMR weigh the history: ``sum`` = raw activation-unit
+            weights (the paper: the pooled vector's size says how much of the history relates
+            to the candidate), ``softmax`` = weights normalised over the real positions (the
+            authors' released code): the pooled vector keeps its scale however long the
+            history grows, which matters when histories are longer at serving time than in
+            the training window.
         gru_units: Hidden size of DIEN's interest-extractor GRU and AUGRU.
         n_experts: MMoE experts.
         tower_units: Per-task tower of MMoE (after the gated mixture).
@@ -72,6 +76,7 @@ class RankerConfig:
     projection_dim: int | None = None
     attention_units: tuple[int, ...] = (64, 32)
     dice: bool = False
+    attention_pooling: str = "sum"
     gru_units: int = 16
     n_experts: int = 4
     tower_units: tuple[int, ...] = (32,)
@@ -101,6 +106,9 @@ class RankerConfig:
             raise ValueError("cross_layers and residual_blocks must be >= 0")
         if self.projection_dim is not None and self.projection_dim < 1:
             raise ValueError(f"projection_dim must be None or >= 1, got {self.projection_dim}")
+        if self.attention_pooling not in ("sum", "softmax"):
+            raise ValueError(f"attention_pooling must be 'sum' or 'softmax', got "
+                             f"{self.attention_pooling!r}")
         if self.product not in ("inner", "outer"):
             raise ValueError(f"product must be 'inner' or 'outer', got {self.product!r}")
         tasks = [t for t, _ in self.task_weights]

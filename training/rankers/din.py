@@ -39,6 +39,7 @@ def model_class() -> type:
             super().__init__(specs, stats, config, tasks, name="din")
             act = attention_activation(config)
             self.attention = [din_attention_class()(config.attention_units, act, config.l2,
+                                                    config.attention_pooling,
                                                     name=f"attention{i}")
                               for i in range(len(self.encoder.group_lens))]
             self.deep = mlp(config.hidden_units, config, activation=act, name="deep")

@@ -89,6 +89,7 @@ def model_class() -> type:
             act, enc = attention_activation(config), self.encoder
             vocab = {s.name: s.vocab for s in enc.cat_specs}
             self.i2i = [din_attention_class()(config.attention_units, act, config.l2,
+                                              config.attention_pooling,
                                               name=f"i2i{i}") for i in range(len(enc.group_lens))]
             self.u2i = [user_to_item_class()(length, config.embedding_dim * len(members),
                                              [vocab[s.target] for s in members],

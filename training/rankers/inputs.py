@@ -144,26 +144,33 @@ def _validate_sequence(s: InputSpec, by_name: dict[str, InputSpec], stats: Stats
 
 
 def fit_sequence_stats(columns: Any, specs: list[InputSpec]) -> Stats:
-    """(mean, variance) of the non-pad elements of every float sequence input.
+    """(mean, variance) of ``log1p`` of the non-pad elements of every float sequence input.
+
+    The same statistics :func:`training.preprocessing.fit_stats` computes (the trainer calls
+    that one): the encoder standardises ``log1p(gap)``, because raw gaps in hours span four
+    orders of magnitude and, standardised linearly, would swamp the attention unit's inputs.
 
     Args:
         columns: A DataFrame or mapping: input name → ``[N, max_len]`` array, or a column of
-            per-row lists/arrays (padded or not: pads are dropped either way).
+            per-row sequences in any form :func:`shoprec.sequences.pad_sequences` reads.
         specs: The model inputs; only float ``sequence`` ones are read.
 
     Returns:
         Stats to merge with :func:`training.preprocessing.fit_stats`'s (``fit_ranker_stats``).
     """
     import numpy as np
+    import pandas as pd
+
+    from shoprec.sequences import pad_sequences
 
     out: Stats = {}
     for s in specs:
         if s.kind == "sequence" and s.dtype == "float64":
-            x = np.asarray(columns[s.name])
-            if x.dtype == object:  # a column of per-row sequences
-                x = np.concatenate([np.asarray(v, np.float64).ravel() for v in x] or [[]])
-            x = x.astype(np.float64).ravel()
-            real = x[x != FLOAT_PAD]
+            values = columns[s.name]
+            if not isinstance(values, (np.ndarray, pd.Series)):
+                values = np.asarray(values)
+            padded = pad_sequences(values, s)
+            real = np.log1p(np.maximum(padded[padded != FLOAT_PAD], 0.0))
             out[s.name] = (float(real.mean()), float(real.var())) if real.size else (0.0, 1.0)
     return out
 
@@ -214,13 +221,17 @@ def encoder_class() -> type:
 
         def _lookup(self, table: str, values: Any) -> tuple[Any, Any]:
             bucket = self.hashing[table](values)
-            return bucket, self.tables[table](bucket)
+            # float32 whatever the policy: masks, pooling and attention stay in one dtype
+            # under mixed_float16 too (the Dense layers cast to their compute dtype).
+            return bucket, tf.cast(self.tables[table](bucket), tf.float32)
 
         def _float_seq(self, s: InputSpec, x: Any) -> tuple[Any, Any]:
+            """Standardised ``log1p`` of a float history (the scale its stats were fit on)."""
             x = tf.cast(x, tf.float32)
             mask = tf.cast(tf.not_equal(x, FLOAT_PAD), tf.float32)
             mean, var = self.seq_stats[s.name]
-            return (x - mean) / max(var, 1e-12) ** 0.5 * mask, mask
+            z = (tf.math.log1p(tf.maximum(x, 0.0)) - mean) / max(var, 1e-12) ** 0.5
+            return z * mask, mask
 
         def encode(self, features: dict[str, Any]) -> Encoded:
             """Encode a batch of raw inputs (a dict by input name; extra keys are ignored)."""

@@ -35,14 +35,16 @@ def din_attention_class() -> type:
     class DinAttention(tf.keras.layers.Layer):
         """``w_t = a([q, k_t, q - k_t, q * k_t, side_t]) * mask_t``; output ``sum_t w_t k_t``.
 
-        Weights are NOT softmax-normalised (the DIN paper keeps them raw so that the pooled
-        vector's size reflects how much of the history relates to the candidate).
+        With ``pooling="sum"`` weights are NOT softmax-normalised (the DIN paper keeps them raw
+        so that the pooled vector's size reflects how much of the history relates to the
+        candidate); ``"softmax"`` normalises them over the real positions.
         """
 
         def __init__(self, units: tuple[int, ...], activation: str = "prelu",
-                     l2: float = 0.0, **kwargs: Any) -> None:
-            """``units``: hidden widths of the activation unit's MLP."""
+                     l2: float = 0.0, pooling: str = "sum", **kwargs: Any) -> None:
+            """Activation unit of hidden widths ``units``; ``pooling``: ``sum`` or ``softmax``."""
             super().__init__(**kwargs)
+            self.pooling = pooling
             self.unit = mlp_class()(units, activation, 0.0, l2, True)
             self.score = tf.keras.layers.Dense(1)
 
@@ -58,6 +60,8 @@ def din_attention_class() -> type:
                  training: bool = False) -> tuple[Any, Any]:
             """``(pooled [B, k], weights [B, L])``."""
             w = self.weights_for(query, keys, mask, side, training=training)
+            if self.pooling == "softmax":
+                w = masked_softmax(w, mask)
             return tf.reduce_sum(w[..., None] * keys, axis=1), w
 
     return DinAttention

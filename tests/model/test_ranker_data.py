@@ -1,0 +1,103 @@
+"""Streaming ranker input: time windows, bounded reads, the shuffle buffer, tf.data elements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprec.contract import CONTRACT
+from tests.model.test_ranker_train import LABELS, pick_specs, ranker_frame
+from training.ranker_data import (
+    ParquetSource,
+    ShuffleBuffer,
+    iter_batches,
+    task_label_columns,
+)
+from training.runs import split_by_time, time_cutoff
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    df = ranker_frame(pick_specs(), n_users=40, per_user=10)
+    df["row"] = np.arange(len(df))
+    path = tmp_path_factory.mktemp("data") / "ranker.parquet"
+    df.to_parquet(path, row_group_size=150)
+    return path, df
+
+
+def test_windows_split_exactly_like_the_pipeline_and_reads_are_bounded(data) -> None:
+    path, df = data
+    cutoff = time_cutoff([df["event_ts"]])
+    train, held = split_by_time(df, cutoff)
+    early = ParquetSource(path, end=cutoff, read_rows=64)
+    late = ParquetSource(path, start=cutoff, read_rows=64)
+    chunks = list(early.chunks(["row"]))
+    assert max(len(c) for c in chunks) <= 64
+    assert pd.concat(chunks)["row"].tolist() == train["row"].tolist()
+    assert late.read(["row"])["row"].tolist() == held["row"].tolist()
+    assert (early.count(), late.count()) == (len(train), len(held))
+    sample = ParquetSource(path, keep=0.5, seed=3).read(["row"])["row"]
+    assert 150 < len(sample) < 250  # 400 rows, each kept with probability 1/2
+    assert sample.tolist() == ParquetSource(path, keep=0.5, seed=3).read(["row"])["row"].tolist()
+    with pytest.raises(KeyError, match="lacks columns"):
+        list(early.chunks(["no_such_column"]))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ParquetSource(path.with_name("missing.parquet"))
+
+
+def test_shuffle_buffer_emits_every_row_once_in_full_batches() -> None:
+    rows = np.arange(1000)
+    buf = ShuffleBuffer(300, 64, np.random.default_rng(0))
+    out = [b["x"] for i in range(0, 1000, 100) for b in buf.push({"x": rows[i:i + 100]})]
+    out += [b["x"] for b in buf.flush()]
+    assert [len(b) for b in out[:-1]] == [64] * (len(out) - 1) and len(out[-1]) <= 64
+    seen = np.concatenate(out)
+    assert sorted(seen.tolist()) == rows.tolist()
+    assert not np.array_equal(seen, rows)
+    # a row never leaves more than about buffer + chunk rows before its file position
+    position = np.empty(1000, int)
+    position[seen] = np.arange(1000)
+    assert np.max(rows - position) < 300 + 100 + 64
+    same = ShuffleBuffer(0, 64, np.random.default_rng(0))
+    kept = [b["x"] for b in same.push({"x": rows})] + [b["x"] for b in same.flush()]
+    assert np.concatenate(kept).tolist() == rows.tolist()  # buffer 0: file order
+
+
+def test_batches_carry_contract_dtypes_padded_histories_and_task_labels(data) -> None:
+    path, df = data
+    specs = pick_specs()
+    batches = list(iter_batches(ParquetSource(path, read_rows=100), specs, LABELS, 128,
+                                shuffle_buffer=0, seed=0))
+    feats, labels = batches[0]
+    seq = next(s for s in specs if s.kind == "sequence")
+    assert feats[seq.name].shape == (128, seq.max_len)
+    first = df[seq.name].iloc[0]
+    expected = np.r_[np.full(seq.max_len - len(first), seq.default), first]
+    np.testing.assert_array_equal(feats[seq.name][0], expected)  # newest last, left-padded
+    assert feats["user_id"].dtype == np.int64
+    assert labels["ctr"].dtype == np.float32
+    np.testing.assert_array_equal(labels["cvr"], df["label_purchase"].head(128))
+    assert sum(len(b[1]["ctr"]) for b in batches) == len(df)
+
+
+def test_tf_data_stream_and_label_errors(data, tmp_path: Path) -> None:
+    from training.ranker_data import make_stream
+
+    path, df = data
+    specs = pick_specs()
+    ds = make_stream(ParquetSource(path), specs, LABELS, 100, shuffle_buffer=200, seed=1)
+    epoch1 = [b[1]["ctr"].numpy() for b in ds]
+    epoch2 = [b[1]["ctr"].numpy() for b in ds]
+    assert sum(map(len, epoch1)) == len(df) == sum(map(len, epoch2))
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch1, epoch2, strict=True))
+    bad = df.assign(label=df["label"].astype(float))
+    bad.loc[5, "label"] = np.nan
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="label column 'label' .* 1 values that are not 0/1"):
+        list(iter_batches(ParquetSource(tmp_path / "bad.parquet"), specs, LABELS, 64, 0, 0))
+    assert task_label_columns(CONTRACT, ("ctr",)) == {"ctr": CONTRACT.label}
+    with pytest.raises(ValueError, match=r"tasks \['ltv'\] have no label column"):
+        task_label_columns(CONTRACT, ("ctr", "ltv"))
