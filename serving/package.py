@@ -30,6 +30,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from serving.artifacts import (
     MANIFEST_FILE,
@@ -129,6 +130,19 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` with every ``None`` dropped (from dicts and lists, recursively).
+
+    BentoML refuses ``None`` in model metadata, and a run's metrics legitimately hold some
+    (e.g. a ranker trained without a warm start records ``"warm_start": null``).
+    """
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value if v is not None]
+    return value
+
+
 def save_models(settings: Settings, run_dir: Path) -> dict[str, str]:
     """Save a run's serving artifacts as the two BentoML models; return ``{name: tag}``.
 
@@ -149,7 +163,7 @@ def save_models(settings: Settings, run_dir: Path) -> dict[str, str]:
     tags: dict[str, str] = {}
     for name, (src, files) in _served_files(run_dir).items():
         metadata = {"run_id": run_id, "run_dir": str(run_dir),
-                    "metrics": read_json(src / METRICS_FILE)}
+                    "metrics": without_nulls(read_json(src / METRICS_FILE))}
         with bentoml.models.create(name, labels=labels, metadata=metadata) as model:
             for f in (*files, MANIFEST_FILE, METRICS_FILE):
                 if (src / f).exists():
