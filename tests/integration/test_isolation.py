@@ -69,5 +69,6 @@ def test_heavy_task_runs_in_the_configured_interpreter(tmp_path: Path,
     manifest = json.loads((ranker_dir / "manifest.json").read_text())
     assert (manifest["epochs"], manifest["batch_size"], manifest["sample_size"]) == (1, 256, 100)
     metrics = json.loads((ranker_dir / "metrics.json").read_text())
-    assert metrics["train_rows"] == 100 < metrics["full_train_rows"]
+    # the zoo trainer samples each train row with p = 100 / rows (seeded): about 100 rows
+    assert manifest["model"] == "dcn" and 50 <= metrics["train_rows"] <= 150
     assert not (settings.models_dir / record["run_key"] / "retrieval").exists()  # not in subset
