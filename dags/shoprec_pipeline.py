@@ -36,12 +36,15 @@ One run takes the landing files of its **data interval** all the way to a servab
 Scheduled and backfilled runs own one day (`[data_interval_start, data_interval_end)`); a
 manual run owns the days given in the form, or every landing file when no dates are given.
 Every output is keyed by the interval, so re-running an interval replaces what it wrote.
+The feature snapshots, online store and training sets are shared: they are built up to the
+newest interval end seen so far (`features/horizon.json`), so a backfill, whose runs Airflow
+executes concurrently and in any order, never moves serving or training back in time.
 
 | task | what it does | look at |
 |---|---|---|
 | `ingest` | parse the interval's landing files, quarantine bad rows | `quarantine/<key>/` |
 | `validate` | GX suite from the contract; commit (dedup by `event_id`) | `reports/ledger/` |
-| `features` | snapshots up to the interval end, Feast, training sets | `datasets/report.json` |
+| `features` | snapshots up to the horizon, Feast, training sets | `datasets/report.json` |
 | `train_retrieval` ∥ `train_ranker` | two-tower + index; the `ranker` Param | `models/<key>/` |
 | `evaluate` | challenger and champion on the same held-out later interval | `evaluation.json` |
 | `gate` | not worse than the champion beyond tolerance, no NaN | `models/<key>/gate.json` |
@@ -215,18 +218,23 @@ def shoprec_pipeline() -> None:
         """Snapshots → feast apply → online materialization → point-in-time training sets."""
         import pandas as pd
 
-        from feature_repo import build, store, training_set
+        from feature_repo import build, horizon, store, training_set
         from shoprec.settings import Settings
 
         settings = Settings.from_env()
         contract = settings.load_contract()
-        until = pd.Timestamp(committed["until"]) if committed.get("until") else None
+        own = pd.Timestamp(committed["until"]) if committed.get("until") else None
+        until = horizon.effective_until(settings, own)
+        if until != own:
+            print(f"interval ends {own}; the shared feature state stays at the newer {until}")
         snapshots = build.build_snapshots(settings, contract, until=until)
         store.apply(settings, contract)
         fs = store.open_store(settings)
         materialized = store.materialize(settings, fs, contract)
         sets = training_set.build_training_sets(settings, contract, fs, until=until)
+        horizon.record_horizon(settings, until)
         return {**committed, "snapshots": jsonable(snapshots),
+                "built_until": until and until.isoformat(),
                 "materialized": jsonable(materialized), "datasets": jsonable(sets)}
 
     @task(execution_timeout=timedelta(minutes=10))
