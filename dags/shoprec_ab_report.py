@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from shoprec.runrecords import jsonable, record_failure
+from shoprec.runrecords import jsonable, on_task_failure
 
 DOC_MD = """
 ### ShopRec A/B report
@@ -26,13 +26,6 @@ Wilson 95% intervals, from the feedback logged under `landing/events/feedback/`.
 """
 
 
-def _on_failure(context: dict) -> None:
-    from shoprec.settings import Settings
-
-    ti = context["ti"]
-    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
-                   context.get("exception"), getattr(ti, "try_number", None))
-
 
 @dag(
     dag_id="shoprec_ab_report",
@@ -45,7 +38,7 @@ def _on_failure(context: dict) -> None:
                           description="How many days of feedback to include.")},
     tags=["shoprec"],
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1),
-                  "on_failure_callback": _on_failure},
+                  "on_failure_callback": on_task_failure},
 )
 def shoprec_ab_report() -> None:
     """One task: the report."""

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from shoprec.runrecords import EVENTS_ASSET, jsonable, record_failure
+from shoprec.runrecords import EVENTS_ASSET, jsonable, on_task_failure
 
 DOC_MD = """
 ### ShopRec features
@@ -34,13 +34,6 @@ snapshot files are never rebuilt by two runs at once.
 FEATURE_POOL = "shoprec_features"
 
 
-def _on_failure(context: dict) -> None:
-    from shoprec.settings import Settings
-
-    ti = context["ti"]
-    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
-                   context.get("exception"), getattr(ti, "try_number", None))
-
 
 @dag(
     dag_id="shoprec_features",
@@ -52,7 +45,7 @@ def _on_failure(context: dict) -> None:
     doc_md=DOC_MD,
     tags=["shoprec"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30),
-                  "retry_exponential_backoff": True, "on_failure_callback": _on_failure,
+                  "retry_exponential_backoff": True, "on_failure_callback": on_task_failure,
                   "pool": FEATURE_POOL},
 )
 def shoprec_features() -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from shoprec.runrecords import jsonable, record_failure
+from shoprec.runrecords import jsonable, on_task_failure
 
 DOC_MD = """
 ### ShopRec monitoring
@@ -57,14 +57,6 @@ PARAMS = {
 }
 
 
-def _on_failure(context: dict) -> None:
-    """Write the failure reason where operators and scripts look for it."""
-    from shoprec.settings import Settings
-
-    ti = context["ti"]
-    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
-                   context.get("exception"), getattr(ti, "try_number", None))
-
 
 def _interval(settings, contract, params: dict, start, end):  # -> shoprec.intervals.Interval
     """The interval both checks cover; a bad date or missing snapshots fail without retry."""
@@ -89,7 +81,7 @@ def _interval(settings, contract, params: dict, start, end):  # -> shoprec.inter
     params=PARAMS,
     tags=["shoprec"],
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1),
-                  "on_failure_callback": _on_failure},
+                  "on_failure_callback": on_task_failure},
 )
 def shoprec_monitoring() -> None:
     """Two checks in a fixed order: drift, then skew."""

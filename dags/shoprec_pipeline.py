@@ -20,7 +20,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 from shoprec.isolation import MODELS as TRAINABLE
 from shoprec.isolation import stage_task, task_python
-from shoprec.runrecords import EVENTS_ASSET, jsonable, record_failure, safe_id
+from shoprec.runrecords import EVENTS_ASSET, jsonable, on_task_failure, safe_id
 from training.ranker_names import DEFAULT_RANKER, RANKERS
 
 TASK_PYTHON = task_python(os.environ)
@@ -127,14 +127,6 @@ def package(evaluation: dict) -> dict:
     return run_stage("package", evaluation)
 
 
-def _on_failure(context: dict) -> None:
-    """Write the failure reason where operators and scripts look for it."""
-    from shoprec.settings import Settings
-
-    ti = context["ti"]
-    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
-                   context.get("exception"), getattr(ti, "try_number", None))
-
 
 @dag(
     dag_id="shoprec_pipeline",
@@ -147,7 +139,7 @@ def _on_failure(context: dict) -> None:
     tags=["shoprec"],
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30),
                   "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10),
-                  "on_failure_callback": _on_failure},
+                  "on_failure_callback": on_task_failure},
 )
 def shoprec_pipeline() -> None:
     """Declare the stage chain; the tasks are thin calls into the stage packages."""

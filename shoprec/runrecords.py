@@ -61,3 +61,13 @@ def record_failure(settings: Settings, dag_id: str, run_id: str, task_id: str,
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
     return path
+
+
+def on_task_failure(context: dict) -> None:
+    """Airflow ``on_failure_callback`` of every ShopRec DAG: :func:`record_failure`.
+
+    A callback is an entry point, so it reads the settings from the environment here.
+    """
+    ti = context["ti"]
+    record_failure(Settings.from_env(), ti.dag_id, ti.run_id, ti.task_id,
+                   context.get("exception"), getattr(ti, "try_number", None))

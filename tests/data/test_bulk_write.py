@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_repo import bulk_write
 from feature_repo import store as fstore
 from feature_repo.bulk_write import Unsupported
 from shoprec.contract import CONTRACT, Contract, Feature, FeatureViewSpec
@@ -163,3 +164,36 @@ def test_online_reads_and_registry_match_feasts(pair, request):
         assert spans == [reference["intervals"][view][0]] * 2, view
     assert store.get_feature_view(VIEW).most_recent_end_time == pd.Timestamp(
         "2025-03-02 00:00:01", tz="UTC")
+
+
+def _indexes(settings: Settings) -> list[tuple]:
+    with sqlite3.connect(settings.feast_dir / "online.db") as conn:
+        return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                            "ORDER BY name").fetchall()
+
+
+def test_sqlite_indexes_survive_and_a_failed_load_rolls_back(sqlite_pair, monkeypatch):
+    """Runs last: it empties and reloads the shared sqlite pair.
+
+    A load that fails while encoding must leave rows and Feast's indexes as they were, and
+    the next load must write exactly what the first one did.
+    """
+    _, bulk, settings, store = sqlite_pair
+    before = _indexes(settings)
+    ek = f"{MIXED.project}_{VIEW}_ek"
+    assert ek in dict(before) and "(entity_key)" in dict(before)[ek]
+    emptied(settings)
+
+    def disk_full(*_args):
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(bulk_write, "value_text", disk_full)
+    with pytest.raises(OSError, match="injected"):
+        fstore.materialize(settings, store, MIXED)
+    assert _indexes(settings) == before
+    with sqlite3.connect(settings.feast_dir / "online.db") as conn:
+        assert conn.execute(f"SELECT COUNT(*) FROM {MIXED.project}_{VIEW}").fetchone() == (0,)
+    monkeypatch.undo()
+    fstore.materialize(settings, store, MIXED)  # the empty-table path again, now complete
+    assert _indexes(settings) == before
+    assert sqlite_rows(settings) == bulk["raw"]
