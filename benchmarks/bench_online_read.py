@@ -39,7 +39,8 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 def measure(settings, contract, reads: int, users: int, items: int, candidates: int) -> dict:
     """Materialize, warm up, then time ``reads`` ranker reads of 1 user + ``candidates`` items."""
     from feature_repo import store as fstore
-    from shoprec.contract import RANKER
+    from serving.recommender import request_values
+    from shoprec.contract import DEVICES, RANKER
 
     fstore.apply(settings, contract)
     store = fstore.open_store(settings)
@@ -51,6 +52,10 @@ def measure(settings, contract, reads: int, users: int, items: int, candidates: 
     for i in range(reads + 10):  # the first 10 warm caches and connections
         frame = pd.DataFrame({keys["user"]: np.int64(rng.integers(0, users)),
                               keys["item"]: rng.choice(items, candidates, replace=False)})
+        for name, value in request_values(contract, {
+                "event_ts": pd.Timestamp.now(tz="UTC"), "device": DEVICES[i % len(DEVICES)]}
+                ).items():  # what a live /recommend passes to the on-demand view
+            frame[name] = value
         rows = frame.to_dict("records")
         t0 = time.perf_counter()
         got = store.get_online_features(features=service, entity_rows=rows).to_df()
