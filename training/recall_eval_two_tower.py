@@ -76,6 +76,8 @@ def trial_specs(contract: Contract,
     users, items = user_inputs(contract), item_inputs(contract)
     if trial.histories:
         users = user_specs_with_history(users, items[0], trial.history_len)
+    else:  # id-only, as the trial says, although the contract's user tower reads a history
+        users = [spec for spec in users if spec.kind != "sequence"]
     return users, items
 
 

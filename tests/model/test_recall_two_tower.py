@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shoprec.contract import CONTRACT, ITEM_TOWER
+from shoprec.contract import CONTRACT, ITEM_TOWER, USER_TOWER
 from shoprec.recipes import Attr
 from training.config import ModelConfig
 from training.recall_datasets import Interactions, from_frame
@@ -49,3 +49,17 @@ def test_two_tower_source_learns_the_clusters() -> None:
     seen = set(data.item[data.user == 0].tolist())
     assert seen.isdisjoint(items[0][items[0] >= 0].tolist())
     assert len(items[0][items[0] >= 0]) == 20 - len(seen)
+
+
+def test_id_only_trial_leaves_the_contract_history_out() -> None:
+    """The contract's user tower reads item-id/category/gap histories; the id-only trial
+    must not, and the history trial reads exactly the contract's (no second history)."""
+    id_only, items = trial_specs(CONTRACT, TwoTowerTrial())
+    with_history, _ = trial_specs(CONTRACT, TwoTowerTrial(histories=True))
+    sequences = [f.name for f in CONTRACT.service_features(USER_TOWER) if f.kind == "sequence"]
+    assert len(sequences) == 3
+    assert [s.name for s in id_only] == [s.name for s in with_history
+                                         if s.name not in sequences]
+    assert [s.name for s in with_history if s.kind == "sequence"] == sequences
+    targeted = [s for s in with_history if s.target == items[0].name]
+    assert len(targeted) == 1 and targeted[0].name in sequences
