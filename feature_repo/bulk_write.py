@@ -6,8 +6,9 @@ same bytes with whole-column encoders (:mod:`feature_repo.value_encoding`):
 
 * **sqlite** (``SqliteOnlineStore``): table ``<project>_<view>``, one row per (serialized
   ``EntityKey``, feature name) with the serialized ``ValueProto``, ``value_text``, ``event_ts``
-  (the adapter Feast registers stores epoch seconds) and ``created_ts``; rows are sent sorted by
-  primary key with one ``executemany`` of Feast's own upsert statement in one transaction.
+  (the adapter Feast registers stores epoch seconds) and ``created_ts``; one wide row per
+  entity is bound into a temporary table, and SQLite unpivots and upserts the rows
+  with Feast's own conflict rule, in one transaction (see :func:`write_sqlite`).
 * **redis** (``RedisOnlineStore``): one hash per entity at ``EntityKey bytes + project``, field
   ``_ts:<view>`` holding a serialized ``Timestamp`` and one field per feature named by the
   murmur3 hash of ``<view>:<feature>``; the HSETs are encoded as one RESP stream per chunk
@@ -21,7 +22,6 @@ the latest row per entity.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from datetime import datetime
 from typing import Any
@@ -121,6 +121,14 @@ def _sqlite_timestamp(dt: datetime) -> Any:
 def write_sqlite(store: Any, view: Any, table: pa.Table) -> int:
     """Upsert ``table``'s rows into the view's sqlite table; returns the entities written.
 
+    Feast's layout has one row per (entity, feature), and binding them one by one through
+    Python's ``sqlite3`` cost more than SQLite's own work (measured: 7 us a row, of which about
+    4 were binding). So each entity is bound once, as one *wide* row (key, timestamp and every
+    feature's value and text) of a temporary table; SQLite itself then unpivots the rows into
+    Feast's layout in primary-key order and upserts them with Feast's own conflict rule,
+    in one transaction (a killed load leaves the table as it was). Half the CPU time of the
+    row-by-row ``executemany`` on the contract's views.
+
     Raises:
         Unsupported: if the view's table is missing (run ``apply``) or has columns this
             writer does not fill.
@@ -128,37 +136,70 @@ def write_sqlite(store: Any, view: Any, table: pa.Table) -> int:
     from feast.infra.online_stores.sqlite import _quote_id, _table_id
 
     name = _table_id(store.config.project, view)
+    quoted = _quote_id(name)
     keys, feats = _encoded(store, view, table)
     codes, stamps = timestamp_map(table.column(view.batch_source.timestamp_field),
                                   _sqlite_timestamp)
+    names = sorted(feats)  # within one key, rows in feature-name (primary key) order
     order = pc.sort_indices(keys)  # Arrow sorts binary bytewise, as sqlite compares BLOBs
-    ek = keys.take(order).to_pylist()
-    event_ts = [stamps[c] for c in codes[order.to_numpy()]]
-    per_feature = []
-    for fname in sorted(feats):  # within one key, rows in feature-name (primary key) order
+    columns: list[Any] = [keys.take(order).to_pylist(),
+                          [stamps[c] for c in codes[order.to_numpy()]]]
+    for fname in names:
         value_type, encoded, col = feats[fname]
-        per_feature.append(zip(ek, itertools.repeat(fname), encoded.take(order).to_pylist(),
-                               value_text(col.take(order), value_type), event_ts,
-                               itertools.repeat(None)))
-    rows = itertools.chain.from_iterable(zip(*per_feature, strict=True))
-    conn = sqlite3.connect(_sqlite_path(store), timeout=60)
+        columns += [encoded.take(order).to_pylist(), value_text(col.take(order), value_type)]
+    conn = sqlite3.connect(_sqlite_path(store), timeout=60, isolation_level=None)
     try:
-        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({_quote_id(name)})")}
-        if not columns:
+        present = {r[1] for r in conn.execute(f"PRAGMA table_info({quoted})")}
+        if not present:
             raise Unsupported(f"online table {name!r} does not exist; apply first")
-        if "value_num" in columns:
+        if "value_num" in present:
             raise Unsupported(f"online table {name!r} has value_num; Feast writes it")
         conn.execute("PRAGMA cache_size = -131072")  # 128 MB for this load only
-        with conn:
-            conn.executemany(
-                f"INSERT INTO {_quote_id(name)} (entity_key, feature_name, value, value_text, "
-                "event_ts, created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, "
-                "feature_name) DO UPDATE SET value = excluded.value, value_text = "
-                "excluded.value_text, event_ts = excluded.event_ts, created_ts = "
-                "excluded.created_ts", rows)
+        conn.execute("PRAGMA temp_store = MEMORY")  # the staging table
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _stage_and_upsert(conn, quoted, names, columns)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     finally:
         conn.close()
-    return len(ek)
+    return len(columns[0])
+
+
+def _stage_and_upsert(conn: sqlite3.Connection, quoted: str, names: list[str],
+                      columns: list[Any]) -> None:
+    """Bind one wide row per entity, then unpivot and upsert inside SQLite.
+
+    ``columns`` must be in primary-key order: the unpivot is a nested loop (entities outside,
+    features inside, ``CROSS JOIN`` fixes that order), so the rows reach Feast's table already
+    sorted, with no sorter and no second copy of the values in memory.
+    """
+    if not names:
+        return  # a view without features has no online rows
+    wide = ", ".join(f"v{i} BLOB, x{i} TEXT" for i in range(len(names)))
+    conn.execute(f"CREATE TEMP TABLE shoprec_stage (k BLOB, ts, {wide})")
+    conn.execute("CREATE TEMP TABLE shoprec_names (i INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany("INSERT INTO temp.shoprec_names VALUES (?, ?)", enumerate(names))
+    conn.executemany(f"INSERT INTO temp.shoprec_stage VALUES ({', '.join('?' * len(columns))})",
+                     zip(*columns, strict=True))
+    value = " ".join(f"WHEN {i} THEN s.v{i}" for i in range(len(names)))
+    text = " ".join(f"WHEN {i} THEN s.x{i}" for i in range(len(names)))
+    conn.execute(
+        f"INSERT INTO {quoted} (entity_key, feature_name, value, value_text, event_ts, "
+        f"created_ts) SELECT s.k, f.name, CASE f.i {value} END, CASE f.i {text} END, s.ts, "
+        "NULL FROM temp.shoprec_stage AS s CROSS JOIN temp.shoprec_names AS f WHERE true "
+        "ORDER BY s.rowid, f.i ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+        "value = excluded.value, value_text = excluded.value_text, "
+        "event_ts = excluded.event_ts, created_ts = excluded.created_ts")
+    conn.execute("DROP TABLE temp.shoprec_stage")
+    conn.execute("DROP TABLE temp.shoprec_names")
+
+
+def _sql_text(text: str) -> str:
+    """``text`` as an SQL string literal (feature names come from the registry, not users)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _redis_timestamp(dt: datetime) -> bytes:
