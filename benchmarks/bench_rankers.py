@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lrs", help="override the budget's learning-rate grid, e.g. 0.003")
     parser.add_argument("--attention-pooling", choices=("sum", "softmax"),
                         help="DIN/DMR attention pooling (default: RankerConfig's)")
+    parser.add_argument("--attention-positions", type=int,
+                        help="width of the DIN/DMR recency embedding, 0 = none (default: "
+                             "RankerConfig's)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.full and args.quick:
@@ -156,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK_BUDGET() if args.quick else Budget()
     if args.epochs:
         budget = replace(budget, epochs=args.epochs)
-    if args.attention_pooling:
-        budget = replace(budget, ranker_overrides=(("attention_pooling",
-                                                    args.attention_pooling),))
+    overrides = {"attention_pooling": args.attention_pooling,
+                 "attention_positions": args.attention_positions}
+    if any(v is not None for v in overrides.values()):  # for every neural ranker alike
+        budget = replace(budget, ranker_overrides=tuple(
+            (k, v) for k, v in overrides.items() if v is not None))
     if args.lrs:  # the baselines keep a grid of the same size (its last configs)
         lrs = tuple(float(x) for x in args.lrs.split(","))
         budget = replace(budget, learning_rates=lrs, gbdt_grid=budget.gbdt_grid[-len(lrs):],

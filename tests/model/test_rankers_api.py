@@ -60,6 +60,7 @@ def test_mmoe_accepts_more_than_two_tasks() -> None:
     ({"dropout": 1.0}, "dropout"),
     ({"product": "hadamard"}, "product"),
     ({"attention_pooling": "max"}, "attention_pooling"),
+    ({"attention_positions": -1}, "attention_positions"),
     ({"hidden_units": ()}, "hidden_units"),
     ({"embedding_dim": 0}, "positive"),
     ({"projection_dim": 0}, "projection_dim"),

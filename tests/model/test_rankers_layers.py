@@ -90,6 +90,32 @@ def test_din_activation_unit_by_hand_and_pad_weight_is_zero() -> None:
                                rtol=1e-5, atol=1e-6)
 
 
+
+def test_din_position_embedding_by_hand_separates_equal_keys() -> None:
+    """Two identical behaviours in different slots get different weights through ``p_t``."""
+    tf = tensorflow()
+    att = din_attention_class()((2,), "prelu", positions=3, position_dim=1)
+    q = np.array([[1.0, 0.0]], np.float32)
+    keys = np.array([[[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]], np.float32)  # slot 0 is a pad
+    mask = np.array([[0.0, 1.0, 1.0]], np.float32)
+    att(q, keys, mask)  # build
+    w1 = np.zeros((9, 2), np.float32)  # 8 DIN inputs + 1 position width
+    w1[8] = [1.0, -1.0]  # only the position reaches the hidden units
+    w1[3] = [0.5, 0.0]  # ... and the key's second element
+    att.unit.dense[0].set_weights([w1, np.zeros(2, np.float32)])
+    att.score.set_weights([np.array([[2.0], [1.0]], np.float32), np.array([0.0], np.float32)])
+    att.position_table.set_weights([np.array([[7.0], [-1.0], [3.0]], np.float32)])
+    pooled, weights = att(tf.constant(q), tf.constant(keys), tf.constant(mask))
+    # slot 1: h = relu([0.5 - 1, 0 + 1]) = [0, 1] -> 2*0 + 1*1 = 1
+    # slot 2 (newest): h = relu([0.5 + 3, -3]) = [3.5, 0] -> 7; the pad slot stays 0
+    np.testing.assert_allclose(weights.numpy(), [[0.0, 1.0, 7.0]], rtol=1e-6)
+    np.testing.assert_allclose(pooled.numpy(), [[8.0, 8.0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="history length 2"):
+        att(tf.constant(q), tf.constant(keys[:, 1:]), tf.constant(mask[:, 1:]))
+    with pytest.raises(ValueError, match="pooling"):
+        din_attention_class()((2,), pooling="max")
+
+
 def test_augru_one_step_two_units_by_hand() -> None:
     tf = tensorflow()
     layer = augru_class()(2)

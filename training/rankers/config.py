@@ -56,6 +56,9 @@ class RankerConfig:
             authors' released code): the pooled vector keeps its scale however long the
             history grows, which matters when histories are longer at serving time than in
             the training window.
+        attention_positions: Width of the recency (slot) embedding the DIN/DMR activation unit
+            sees with every behaviour; 0 disables it. On by default: the unit otherwise
+            weighs a month-old behaviour like yesterday's, which dilutes short-term interest.
         gru_units: Hidden size of DIEN's interest-extractor GRU and AUGRU.
         n_experts: MMoE experts.
         tower_units: Per-task tower of MMoE (after the gated mixture).
@@ -77,6 +80,7 @@ class RankerConfig:
     attention_units: tuple[int, ...] = (64, 32)
     dice: bool = False
     attention_pooling: str = "sum"
+    attention_positions: int = 8
     gru_units: int = 16
     n_experts: int = 4
     tower_units: tuple[int, ...] = (32,)
@@ -102,8 +106,10 @@ class RankerConfig:
         if self.l2 < 0 or self.learning_rate <= 0 or self.aux_loss_weight < 0:
             raise ValueError("l2 and aux_loss_weight must be >= 0 and learning_rate > 0, got "
                              f"{self.l2}, {self.aux_loss_weight}, {self.learning_rate}")
-        if self.cross_layers < 0 or self.residual_blocks < 0:
-            raise ValueError("cross_layers and residual_blocks must be >= 0")
+        if self.cross_layers < 0 or self.residual_blocks < 0 or self.attention_positions < 0:
+            raise ValueError("cross_layers, residual_blocks and attention_positions must be "
+                             f">= 0, got {self.cross_layers}, {self.residual_blocks}, "
+                             f"{self.attention_positions}")
         if self.projection_dim is not None and self.projection_dim < 1:
             raise ValueError(f"projection_dim must be None or >= 1, got {self.projection_dim}")
         if self.attention_pooling not in ("sum", "softmax"):

@@ -17,7 +17,7 @@ from training.preprocessing import InputSpec, Stats
 from training.rankers.base import ranker_base_class, squeeze_logit
 from training.rankers.config import RankerConfig
 from training.rankers.layers import logit_head, mlp
-from training.rankers.sequence import din_attention_class
+from training.rankers.sequence import din_attention
 
 
 def attention_activation(config: RankerConfig) -> str:
@@ -38,10 +38,8 @@ def model_class() -> type:
             """One activation unit per history group."""
             super().__init__(specs, stats, config, tasks, name="din")
             act = attention_activation(config)
-            self.attention = [din_attention_class()(config.attention_units, act, config.l2,
-                                                    config.attention_pooling,
-                                                    name=f"attention{i}")
-                              for i in range(len(self.encoder.group_lens))]
+            self.attention = [din_attention(config, length, f"attention{i}")
+                              for i, length in enumerate(self.encoder.group_lens)]
             self.deep = mlp(config.hidden_units, config, activation=act, name="deep")
             self.head = logit_head()
 

@@ -24,7 +24,7 @@ from training.rankers.base import ranker_base_class, squeeze_logit
 from training.rankers.config import RankerConfig
 from training.rankers.din import attention_activation
 from training.rankers.layers import logit_head, mlp
-from training.rankers.sequence import din_attention_class, masked_softmax
+from training.rankers.sequence import din_attention, masked_softmax
 
 
 @functools.cache
@@ -88,9 +88,8 @@ def model_class() -> type:
             super().__init__(specs, stats, config, tasks, name="dmr")
             act, enc = attention_activation(config), self.encoder
             vocab = {s.name: s.vocab for s in enc.cat_specs}
-            self.i2i = [din_attention_class()(config.attention_units, act, config.l2,
-                                              config.attention_pooling,
-                                              name=f"i2i{i}") for i in range(len(enc.group_lens))]
+            self.i2i = [din_attention(config, length, f"i2i{i}")
+                        for i, length in enumerate(enc.group_lens)]
             self.u2i = [user_to_item_class()(length, config.embedding_dim * len(members),
                                              [vocab[s.target] for s in members],
                                              config.embedding_dim, config.attention_units[0],

@@ -27,32 +27,74 @@ def masked_softmax(scores: Any, mask: Any) -> Any:
     return probs * mask
 
 
+def din_attention(config: Any, length: int, name: str) -> Any:
+    """The DIN activation unit ``config`` (a ``RankerConfig``) asks for, over ``length`` slots."""
+    act = "dice" if config.dice else "prelu"
+    width = config.attention_positions
+    return din_attention_class()(config.attention_units, act, config.l2,
+                                 config.attention_pooling, positions=length if width else 0,
+                                 position_dim=max(width, 1), name=name)
+
+
 @functools.cache
 def din_attention_class() -> type:
     """``DinAttention``: the DIN activation unit + weighted sum pooling."""
     tf = tensorflow()
 
     class DinAttention(tf.keras.layers.Layer):
-        """``w_t = a([q, k_t, q - k_t, q * k_t, side_t]) * mask_t``; output ``sum_t w_t k_t``.
+        """``w_t = a([q, k_t, q - k_t, q * k_t, side_t, p_t]) * mask_t``; output ``sum_t w_t k_t``.
 
         With ``pooling="sum"`` weights are NOT softmax-normalised (the DIN paper keeps them raw
         so that the pooled vector's size reflects how much of the history relates to the
         candidate); ``"softmax"`` normalises them over the real positions.
+
+        ``p_t`` (when ``positions`` > 0) is a learnt embedding of the slot's RECENCY: histories
+        are newest-last and left-padded, so slot ``t`` of every row is the ``L - t``-th newest
+        behaviour. Without it the unit cannot tell yesterday's click from last month's when both
+        match the candidate equally, and a short-term effect (interest in what was clicked
+        lately) is diluted by the long tail (DMR's position embeddings, time-aware DIN variants).
         """
 
         def __init__(self, units: tuple[int, ...], activation: str = "prelu",
-                     l2: float = 0.0, pooling: str = "sum", **kwargs: Any) -> None:
-            """Activation unit of hidden widths ``units``; ``pooling``: ``sum`` or ``softmax``."""
+                     l2: float = 0.0, pooling: str = "sum", positions: int = 0,
+                     position_dim: int = 8, **kwargs: Any) -> None:
+            """Activation unit of hidden widths ``units``; ``pooling``: ``sum`` or ``softmax``.
+
+            Args:
+                units: Hidden widths of the activation unit.
+                activation: ``prelu`` or ``dice``.
+                l2: L2 weight of the unit's kernels.
+                pooling: ``sum`` (raw weights) or ``softmax`` (normalised over real slots).
+                positions: History length ``L`` to learn a recency embedding for; 0 = none.
+                position_dim: Width of that embedding.
+                **kwargs: Keras layer arguments (``name``, ...).
+            """
             super().__init__(**kwargs)
+            if pooling not in ("sum", "softmax"):
+                raise ValueError(f"pooling must be 'sum' or 'softmax', got {pooling!r}")
+            if positions < 0 or (positions and position_dim < 1):
+                raise ValueError(f"positions must be >= 0 and position_dim >= 1, got "
+                                 f"{positions}, {position_dim}")
             self.pooling = pooling
+            self.positions = positions
             self.unit = mlp_class()(units, activation, 0.0, l2, True)
             self.score = tf.keras.layers.Dense(1)
+            self.position_table = (tf.keras.layers.Embedding(positions, position_dim,
+                                                             name="positions")
+                                   if positions else None)
 
         def weights_for(self, query: Any, keys: Any, mask: Any, side: Any = None,
                         training: bool = False) -> Any:
             """``[B, L]`` weights (0 at pads) of ``query [B, k]`` on ``keys [B, L, k]``."""
             q = tf.broadcast_to(query[:, None, :], tf.shape(keys))
             parts = [q, keys, q - keys, q * keys] + ([side] if side is not None else [])
+            if self.position_table is not None:
+                if keys.shape[1] is not None and keys.shape[1] != self.positions:
+                    raise ValueError(f"history length {keys.shape[1]} != the {self.positions} "
+                                     "positions this attention unit was built for")
+                p = self.position_table(tf.range(self.positions))[None]
+                parts.append(tf.broadcast_to(p, [tf.shape(keys)[0], self.positions,
+                                                 p.shape[-1]]))
             hidden = self.unit(tf.concat(parts, axis=-1), training=training)
             return tf.squeeze(self.score(hidden), -1) * mask
 
