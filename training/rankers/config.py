@@ -59,6 +59,9 @@ class RankerConfig:
         attention_positions: Width of the recency (slot) embedding the DIN/DMR activation unit
             sees with every behaviour; 0 disables it. On by default: the unit otherwise
             weighs a month-old behaviour like yesterday's, which dilutes short-term interest.
+        attention_match: Give the DIN/DMR activation unit, per behaviour, exact-match flags
+            (same item id / same category as the candidate), so "the user just clicked this
+            category" need not be learnt from embedding products alone.
         gru_units: Hidden size of DIEN's interest-extractor GRU and AUGRU.
         n_experts: MMoE experts.
         tower_units: Per-task tower of MMoE (after the gated mixture).
@@ -81,6 +84,7 @@ class RankerConfig:
     dice: bool = False
     attention_pooling: str = "sum"
     attention_positions: int = 8
+    attention_match: bool = True
     gru_units: int = 16
     n_experts: int = 4
     tower_units: tuple[int, ...] = (32,)

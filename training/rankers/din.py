@@ -17,7 +17,7 @@ from training.preprocessing import InputSpec, Stats
 from training.rankers.base import ranker_base_class, squeeze_logit
 from training.rankers.config import RankerConfig
 from training.rankers.layers import logit_head, mlp
-from training.rankers.sequence import din_attention
+from training.rankers.sequence import attention_side, din_attention
 
 
 def attention_activation(config: RankerConfig) -> str:
@@ -47,7 +47,8 @@ def model_class() -> type:
             """One logit."""
             parts = [enc.flat(pool_targeted=False)]
             for group, attention in zip(enc.groups, self.attention, strict=True):
-                pooled, _ = attention(group.query, group.keys, group.mask, group.side,
+                side = attention_side(group, self.ranker_config.attention_match)
+                pooled, _ = attention(group.query, group.keys, group.mask, side,
                                       training=training)
                 parts.append(pooled)
             x = tf.concat(parts, axis=1)

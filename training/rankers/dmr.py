@@ -24,7 +24,7 @@ from training.rankers.base import ranker_base_class, squeeze_logit
 from training.rankers.config import RankerConfig
 from training.rankers.din import attention_activation
 from training.rankers.layers import logit_head, mlp
-from training.rankers.sequence import din_attention, masked_softmax
+from training.rankers.sequence import attention_side, din_attention, masked_softmax
 
 
 @functools.cache
@@ -104,7 +104,8 @@ def model_class() -> type:
             """One logit, and the mean user-to-item auxiliary loss (None without histories)."""
             parts, aux = [enc.flat(pool_targeted=False)], []
             for g, i2i, u2i in zip(enc.groups, self.i2i, self.u2i, strict=True):
-                pooled, weights = i2i(g.query, g.keys, g.mask, g.side, training=training)
+                side = attention_side(g, self.ranker_config.attention_match)
+                pooled, weights = i2i(g.query, g.keys, g.mask, side, training=training)
                 user = u2i.user(g.keys, g.mask)
                 relevance = tf.reduce_sum(user * u2i.output_embedding(g.target_buckets), axis=-1)
                 parts += [pooled, tf.reduce_sum(weights, axis=1, keepdims=True), user,

@@ -27,6 +27,31 @@ def masked_softmax(scores: Any, mask: Any) -> Any:
     return probs * mask
 
 
+def attention_side(group: Any, match: bool) -> Any:
+    """A group's per-slot side inputs, plus exact-match flags when ``match``.
+
+    The flag of history ``h`` at slot ``t`` is 1 when that behaviour's hashed id equals the
+    candidate's (same item, same category), 0 otherwise and at pads. The activation unit can
+    learn "same category" from ``q * k`` of embeddings too, but only after the embeddings
+    have separated the categories; the flag gives it the exact test from the first step (the
+    hard "category hit" search of SIM, here as an input rather than a filter).
+
+    Args:
+        group: A :class:`training.rankers.inputs.SeqGroup`.
+        match: Whether to append the flags.
+
+    Returns:
+        ``[B, L, s]`` side inputs, or None when there are none.
+    """
+    tf = tf_ops()
+    if not match:
+        return group.side
+    flags = [tf.cast(tf.equal(b, t[:, None]), tf.float32) * group.mask
+             for b, t in zip(group.buckets, group.target_buckets, strict=True)]
+    flags = tf.stack(flags, axis=-1)
+    return flags if group.side is None else tf.concat([group.side, flags], axis=-1)
+
+
 def din_attention(config: Any, length: int, name: str) -> Any:
     """The DIN activation unit ``config`` (a ``RankerConfig``) asks for, over ``length`` slots."""
     act = "dice" if config.dice else "prelu"
