@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 
 from shoprec.tf_runtime import tensorflow
-from training.rankers.inputs import masked_mean
+from training.rankers.inputs import SeqGroup, masked_mean
 from training.rankers.layers import bi_interaction, dice_class, fm_second_order
 from training.rankers.pnn import inner_products, outer_product
-from training.rankers.sequence import augru_class, din_attention_class, masked_softmax
+from training.rankers.sequence import (
+    attention_side,
+    augru_class,
+    din_attention_class,
+    masked_softmax,
+)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -114,6 +119,25 @@ def test_din_position_embedding_by_hand_separates_equal_keys() -> None:
         att(tf.constant(q), tf.constant(keys[:, 1:]), tf.constant(mask[:, 1:]))
     with pytest.raises(ValueError, match="pooling"):
         din_attention_class()((2,), pooling="max")
+
+
+
+def test_attention_side_match_flags_by_hand() -> None:
+    """Flag = history bucket equals the candidate's, per history, 0 at pads; after gaps."""
+    mask = np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]], np.float32)
+    items = np.array([[5, 5, 3], [2, 9, 2]], np.int64)  # slot 0 of row 0 is a pad (bucket 5)
+    cats = np.array([[1, 1, 4], [7, 7, 8]], np.int64)
+    gaps = np.array([[[0.0], [0.5], [-1.0]], [[2.0], [1.0], [0.0]]], np.float32)
+    group = SeqGroup(names=("h_item", "h_cat"), targets=("item", "cat"), keys=None, query=None,
+                     mask=mask, side=gaps, buckets=(items, cats),
+                     target_buckets=(np.array([5, 2], np.int64), np.array([4, 8], np.int64)))
+    expected = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]],
+                         [[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]], np.float32)
+    np.testing.assert_array_equal(attention_side(group, True).numpy(),
+                                  np.concatenate([gaps, expected], axis=-1))
+    assert attention_side(group, False) is gaps
+    no_side = SeqGroup(**{**group.__dict__, "side": None})
+    np.testing.assert_array_equal(attention_side(no_side, True).numpy(), expected)
 
 
 def test_augru_one_step_two_units_by_hand() -> None:
