@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from shoprec.contract import Contract
+from shoprec.contract_model import PART_SEP
 from shoprec.sequences import pad_sequences
 from shoprec.settings import Settings
 
@@ -117,16 +118,25 @@ def feast_fetcher(store: Any, contract: Contract) -> Fetch:
     would add latency for a definition that only changes when the pipeline re-applies.
     Store calls are serialized with a lock because the sqlite online store shares one
     connection across the service's request threads; a lookup takes a few milliseconds.
+
+    ``service`` may name a part of a service (``"ranker@user"``,
+    :func:`shoprec.contract_model.service_part`); it is read by feature references instead of
+    the FeatureService, with the same views, values and defaults.
     """
     services: dict[str, Any] = {}
     lock = threading.Lock()
+
+    def resolve(service: str) -> Any:
+        if PART_SEP in service:  # a part: references to the service's own views' features
+            return [f"{f.view}:{f.name}" for f in contract.service_features(service)]
+        return store.get_feature_service(service)
 
     def fetch(service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
         entity_df = with_request_fields(entity_df, contract, service)
         rows = entity_df.to_dict("records")
         with lock:
             if service not in services:
-                services[service] = store.get_feature_service(service)
+                services[service] = resolve(service)
             resp = store.get_online_features(features=services[service], entity_rows=rows)
             got = resp.to_df().reset_index(drop=True)
         keys = entity_df.reset_index(drop=True)

@@ -39,6 +39,8 @@ class PipelineConfig:
     popularity_candidates: int = 50
     cold_start_popularity_quota: int = 20
     retry_after_s: float = 5.0
+    item_refresh_s: float = 300.0
+    log_every: int = 1
     max_rank_items: int = 1000
     max_exclude: int = 500
     pages: tuple[str, ...] = field(default=())
@@ -79,11 +81,12 @@ def load_pipeline(contract: Contract, path: Path | None = None) -> PipelineConfi
     path = path or CONFIG_DIR / "serving.yaml"
     data = _section(_read(path), str(path), {"recall": dict, "item_features": dict,
                                              "feature_store": dict, "limits": dict,
-                                             "pages": list})
+                                             "pages": list, "feature_log": dict})
     recall = _section(data.get("recall", {}), f"{path}:recall", {
         "n_candidates": int, "popularity_candidates": int, "cold_start_popularity_quota": int})
     store = _section(data.get("feature_store", {}), f"{path}:feature_store",
-                     {"retry_after_s": (int, float)})
+                     {"retry_after_s": (int, float), "item_refresh_s": (int, float)})
+    flog = _section(data.get("feature_log", {}), f"{path}:feature_log", {"every": int})
     limits = _section(data.get("limits", {}), f"{path}:limits",
                       {"max_rank_items": int, "max_exclude": int})
     roles = _section(data.get("item_features", {}), f"{path}:item_features",
@@ -99,13 +102,16 @@ def load_pipeline(contract: Contract, path: Path | None = None) -> PipelineConfi
                              f"the {RANKER!r} FeatureService")
     cfg = PipelineConfig(roles=dict(roles), **recall, **limits,
                          retry_after_s=float(store.get("retry_after_s", 5.0)),
+                         item_refresh_s=float(store.get("item_refresh_s", 300.0)),
+                         log_every=int(flog.get("every", 1)),
                          pages=tuple(str(p) for p in data.get("pages", [])))
     sizes = {k: getattr(cfg, k) for k in ("n_candidates", "popularity_candidates",
-                                          "max_rank_items", "max_exclude")}
+                                          "max_rank_items", "max_exclude", "log_every")}
     bad = {k: v for k, v in sizes.items() if v < 1}
-    if bad or cfg.cold_start_popularity_quota < 0 or cfg.retry_after_s < 0:
+    if (bad or cfg.cold_start_popularity_quota < 0 or cfg.retry_after_s < 0
+            or cfg.item_refresh_s <= 0):
         raise ValueError(f"{path}: sizes must be >= 1 (got {bad or 'ok'}), the quota and "
-                         f"retry_after_s >= 0")
+                         f"retry_after_s >= 0, item_refresh_s > 0")
     return cfg
 
 

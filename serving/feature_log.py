@@ -6,7 +6,7 @@ read), the service's join keys, the request fields the service's request-time fe
 flag (the online store was down and the contract defaults were served) and every feature of
 the logged FeatureService (the ``ranker`` one by default), with exactly the values the model
 received for scalars: nulls filled with the contract default and cast to the contract dtype, as
-:func:`serving.recommender.feature_array` does. A ``sequence`` feature is logged as a list of
+:func:`serving.columns.feature_array` does. A ``sequence`` feature is logged as a list of
 its element dtype, as the fetch returned it (the skew check pads both sides the way models do).
 
 Rows are buffered in memory and written as **append-only** Parquet parts::
@@ -70,7 +70,7 @@ def _served(feats: pd.DataFrame, feat: Feature, contract: Contract) -> pa.Array:
             return pa.nulls(len(feats), arrow_type(feat))
         cells = feats[feat.name].to_numpy(dtype=object)  # lists or arrays; None/NaN: null
         return pa.array(cells, type=arrow_type(feat), from_pandas=True)
-    from serving.recommender import feature_array  # same fill and cast as the model inputs
+    from serving.columns import feature_array  # same fill and cast as the model inputs
 
     return pa.array(feature_array(feats, feat.name, contract), type=arrow_type(feat))
 

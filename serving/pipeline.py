@@ -25,6 +25,7 @@ Every degraded step is counted (``fallback{reason}``) and listed in the answer's
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,19 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serving.columns import feature_array
 from serving.config import PipelineConfig
 from serving.experiments import Layer, assign
 from serving.fallback import DEFAULTED, FALLBACK, VARIANT, Catalogue, CounterLog
 from serving.feature_log import FeatureLog
 from serving.feedback import PurchaseMemory
 from serving.merge import MergePolicy, merge
-from serving.recommender import (
-    InvalidRequest,
-    Recommender,
-    feature_array,
-    request_values,
-    validate_request,
-)
+from serving.ranker_inputs import RankerRows
+from serving.recommender import InvalidRequest, Recommender, request_values, validate_request
 from serving.rerank import RerankConfig, Slate, keep_mask, rerank
 from serving.similar import ItemNeighbours
 from shoprec.contract import DEVICES, EVENT_SCHEMA, USER_TOWER
@@ -122,6 +119,7 @@ class Pipeline:
         self.user_defaults = self.contract.defaults(
             [f.name for f in self.contract.service_features(USER_TOWER)])
         self.no_category = float(self.contract.feature(config.roles["category"]).default)
+        self._served = itertools.count()  # requests whose features the log may sample
 
     def check_context(self, ctx: RequestContext | None) -> RequestContext:
         """Validate a context (device, page, id lists) and return it (empty when ``None``)."""
@@ -154,10 +152,10 @@ class Pipeline:
         pop = self.catalogue.attributes(ids)["popularity"].fillna(0.0).to_numpy()
         return list(zip(ids.tolist(), pop.tolist(), strict=True))
 
-    def _slate(self, ids: np.ndarray, scores: np.ndarray, feats: pd.DataFrame | None) -> Slate:
+    def _slate(self, ids: np.ndarray, scores: np.ndarray, rows: RankerRows | None) -> Slate:
         roles = self.config.roles
-        if feats is not None and not feats.attrs.get(DEFAULTED, False):
-            attrs = {r: feature_array(feats, roles[r], self.contract).astype(np.float64)
+        if rows is not None and not rows.items_defaulted:
+            attrs = {r: rows.columns[roles[r]].astype(np.float64)
                      for r in roles}  # a missing row means the contract defaults
         else:  # store values unavailable: the startup catalogue, NaN for unknown items
             table = self.catalogue.attributes(ids)
@@ -166,8 +164,8 @@ class Pipeline:
                      no_category=self.no_category)
 
     def _recall(self, user_id: int, k: int, params: dict, fallbacks: list[str]
-                ) -> tuple[list, bool]:
-        feats = self.rec.user_features(user_id)
+                ) -> tuple[list, bool, pd.DataFrame]:
+        feats = self.rec.user_row(user_id)
         if feats.attrs.get(DEFAULTED):
             self._degrade(fallbacks, "feature_store", count=False)  # counted by the fetch
         cold = self.is_cold(feats)
@@ -187,20 +185,33 @@ class Pipeline:
         if quota > 0:
             lists[POPULARITY] = self.popularity_list(self.config.popularity_candidates)
         if not any(lists.values()):
-            return [], cold
+            return [], cold, feats
         policy = MergePolicy(quotas={POPULARITY: min(quota, n)} if POPULARITY in lists else {},
                              priority=(TWO_TOWER, POPULARITY))
-        return merge(lists, n, policy), cold
+        return merge(lists, n, policy), cold, feats
 
     def _request(self, ctx: RequestContext) -> dict[str, Any]:
         """Request fields for the request-time features: now, and the context's device."""
         return request_values(self.contract, {TS_COLUMN: pd.Timestamp(self.clock()),
                                               DEVICE_COLUMN: ctx.device})
 
-    def _log_features(self, feats: pd.DataFrame) -> None:
-        """Hand the scored feature vectors to the feature log (which never raises)."""
-        if self.feature_log is not None:
-            self.feature_log.record(feats, self.clock())
+    def _log_features(self, rows: RankerRows) -> None:
+        """Hand one request in ``log_every`` to the feature log (which never raises).
+
+        Each logged request brings all its candidates' vectors: sampling requests, not rows,
+        keeps whole slates for the skew check at a bounded cost per second.
+        """
+        if self.feature_log is not None and next(self._served) % self.config.log_every == 0:
+            self.feature_log.record(rows.frame(), self.clock())
+
+    def _features_degraded(self, rows: RankerRows, fallbacks: list[str]) -> None:
+        """Name the ``feature_store`` fallback when any part of ``rows`` holds defaults.
+
+        A failed user read was counted by the fetch; cached item rows that hold defaults were
+        counted once when read, so each request using them is counted here.
+        """
+        if rows.defaulted:
+            self._degrade(fallbacks, "feature_store", count=not rows.user_defaulted)
 
     def recommend(self, user_id: Any, k: Any, context: RequestContext | None = None) -> Answer:
         """Top ``k`` items for ``user_id`` (module docstring).
@@ -216,20 +227,19 @@ class Pipeline:
         for layer, variant in variants.items():
             self.counters.inc(VARIANT, layer=layer, variant=variant)
         fallbacks: list[str] = []
-        cands, cold = self._recall(user_id, k, params, fallbacks)
+        cands, cold, user = self._recall(user_id, k, params, fallbacks)
         purchased = self.purchases.items(user_id, self.clock()) \
             if self.rules.already_purchased else set()
         items: list[dict[str, Any]] = []
         if cands:
             ids = np.array([c.item_id for c in cands], dtype=np.int64)
             fused = np.array([c.score for c in cands], dtype=np.float64)
-            feats = self.rec.ranker_features(user_id, ids, self._request(ctx))
-            if feats.attrs.get(DEFAULTED):
-                self._degrade(fallbacks, "feature_store", count=False)
+            rows = self.rec.ranker_rows(user, ids, self._request(ctx))
+            self._features_degraded(rows, fallbacks)
             scores = fused
             if params["use_ranker"]:
                 try:
-                    scores = self.rec.score_features(feats)
+                    scores = self.rec.score_rows(rows)
                     if scores.shape != fused.shape or not np.isfinite(scores).all():
                         raise ValueError(f"ranker returned {scores.shape} scores, non-finite "
                                          f"or of the wrong shape, for {len(ids)} items")
@@ -238,9 +248,9 @@ class Pipeline:
                     self._degrade(fallbacks, "ranker")
                     scores = fused
                 else:
-                    self._log_features(feats)
+                    self._log_features(rows)
             order = np.argsort(-scores, kind="stable")
-            slate = self._slate(ids[order], scores[order], feats.iloc[order])
+            slate = self._slate(ids[order], scores[order], rows.take(order))
             rules = dataclasses.replace(self.rules, diversity=params["diversity"]) \
                 if params["diversity"] else self.rules
             sim = self.neighbours.cosine(slate.item_ids) \
@@ -292,19 +302,18 @@ class Pipeline:
         if not ids:
             raise InvalidRequest("item_ids must hold at least one id")
         fallbacks: list[str] = []
-        feats = self.rec.ranker_features(user_id, np.array(ids, dtype=np.int64),
-                                         self._request(RequestContext()))
-        if feats.attrs.get(DEFAULTED):
-            self._degrade(fallbacks, "feature_store", count=False)
+        rows = self.rec.ranker_rows(self.rec.user_row(user_id), np.array(ids, dtype=np.int64),
+                                    self._request(RequestContext()))
+        self._features_degraded(rows, fallbacks)
         try:
-            scores = self.rec.score_features(feats)
+            scores = self.rec.score_rows(rows)
             if scores.shape != (len(ids),) or not np.isfinite(scores).all():
                 raise ValueError(f"ranker returned unusable scores {scores!r}")
         except Exception:  # noqa: BLE001 - answer unscored rather than fail
             log.exception("ranker failed in /rank for user %s", user_id)
             self._degrade(fallbacks, "ranker")
             return [{"item_id": i, "score": None} for i in ids], fallbacks
-        self._log_features(feats)
+        self._log_features(rows)
         order = np.argsort(-scores, kind="stable")
         return [{"item_id": ids[i], "score": float(scores[i])} for i in order], fallbacks
 

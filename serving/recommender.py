@@ -15,11 +15,13 @@ import pandas as pd
 
 from feature_repo.online import Fetch
 from serving.artifacts import Artifacts
+from serving.columns import feature_array
+from serving.fallback import DEFAULTED
+from serving.item_cache import ItemCache
+from serving.ranker_inputs import RankerInputs, RankerRows
 from serving.recall import search_interests
 from shoprec.contract import RANKER, USER_TOWER, Contract
-from shoprec.sequences import pad_sequences
 
-_NUMERIC = {"int64": np.dtype(np.int64), "float64": np.dtype(np.float64)}
 MAX_K = 100
 """Upper bound on ``k``: more than this is not a recommendation list, it is a dump."""
 
@@ -54,36 +56,6 @@ def validate_request(user_id: object, k: object) -> tuple[int, int]:
     return int(user_id), int(k)
 
 
-def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray:
-    """One feature column as a NumPy array of its contract dtype, nulls as the default.
-
-    Same filling, casting and error message as ``feature_repo.online.conform``, but per
-    column and with a fast path: a column that already has the contract dtype and no nulls
-    (what ``feast_fetcher`` returns) is used as it is, with no pandas copy per request.
-
-    A ``sequence`` feature comes back as ``[n, max_len]`` (newest last, left-padded with the
-    pad element), padded by :func:`shoprec.sequences.pad_sequences` like in training.
-
-    Raises:
-        ValueError: naming the feature if a value cannot be cast to its dtype.
-    """
-    feat = contract.feature(name)
-    if feat.kind == "sequence":
-        col = df[name] if name in df else pd.Series([None] * len(df), index=df.index)
-        return pad_sequences(col, feat)
-    np_dtype = _NUMERIC.get(feat.dtype)
-    if name in df and np_dtype is not None:
-        values = df[name].to_numpy()
-        if values.dtype == np_dtype and not (values.dtype.kind == "f" and np.isnan(values).any()):
-            return values
-    col = df[name] if name in df else pd.Series([None] * len(df), index=df.index, dtype=object)
-    col = col.where(col.notna(), feat.default) if len(col) else col
-    try:
-        return col.astype(np_dtype if np_dtype is not None else str).to_numpy()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
-
-
 def request_values(contract: Contract, event: Mapping[str, Any]) -> dict[str, Any]:
     """The contract's request fields from a live request's values, keyed by event column.
 
@@ -116,14 +88,20 @@ class Recommender:
     """
 
     def __init__(self, artifacts: Artifacts, fetch: Fetch, contract: Contract,
-                 n_candidates: int = 100) -> None:
-        """Keep the injected parts; nothing is loaded or fetched until a request."""
+                 n_candidates: int = 100, items: ItemCache | None = None) -> None:
+        """Keep the injected parts; nothing is loaded or fetched until a request.
+
+        ``items`` caches the ranker's item features (:mod:`serving.item_cache`); by default an
+        empty cache over ``fetch`` that reads each item the first time it is ranked.
+        """
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
         self.artifacts = artifacts
         self.fetch = fetch
         self.contract = contract
         self.n_candidates = n_candidates
+        self.items = items if items is not None else ItemCache(fetch, contract)
+        self.inputs = RankerInputs(contract)
 
     def user_features(self, user_id: int) -> pd.DataFrame:
         """The ``two_tower_user`` features of one user (one row, contract dtypes)."""
@@ -142,6 +120,43 @@ class Recommender:
         emb = np.ascontiguousarray(self.artifacts.user_tower(inputs)["embedding"],
                                    dtype=np.float32)
         return emb.reshape(1, *emb.shape[-2:]) if emb.ndim == 3 else emb.reshape(1, -1)
+
+    def user_row(self, user_id: int) -> pd.DataFrame:
+        """One row of every user feature a request needs: the ranker's and the tower's.
+
+        One store read of the ranker's user part (``ranker@user``); the tower's features are
+        among them in the shipped contract, otherwise they are read too. ``attrs["defaulted"]``
+        is set when either read answered with defaults.
+        """
+        key = pd.DataFrame({"user_id": [user_id]})
+        feats = self.fetch(self.inputs.user_part, key)
+        if len(feats) != 1:
+            raise RuntimeError(f"fetch({self.inputs.user_part!r}) returned {len(feats)} rows "
+                               "for 1 user")
+        if self.inputs.tower_apart:
+            tower = self.user_features(user_id)
+            extra = [c for c in tower.columns if c not in feats.columns]
+            attrs = {DEFAULTED: bool(feats.attrs.get(DEFAULTED) or tower.attrs.get(DEFAULTED))}
+            feats = pd.concat([feats.reset_index(drop=True), tower[extra].reset_index(drop=True)],
+                              axis=1)
+            feats.attrs.update(attrs)
+        return feats
+
+    def ranker_rows(self, user: pd.DataFrame, item_ids: np.ndarray,
+                    request: Mapping[str, Any] | None = None) -> RankerRows:
+        """Ranker inputs of ``(user, item)`` pairs: the user row repeated, cached item rows.
+
+        The same values as :meth:`ranker_features` reads pair by pair from the store
+        (``tests/serving/test_fast_inputs.py``), with one user read instead of one per pair.
+        """
+        items, items_defaulted = self.items.gather(np.asarray(item_ids, dtype=np.int64))
+        return self.inputs.rows(user, np.asarray(item_ids, dtype=np.int64), items,
+                                request or {}, items_defaulted)
+
+    def score_rows(self, rows: RankerRows) -> np.ndarray:
+        """Ranker scores of :meth:`ranker_rows`, one model call."""
+        return np.asarray(self.artifacts.ranker(rows.model_inputs())["score"],
+                          dtype=np.float64).reshape(-1)
 
     def user_embedding(self, user_id: int) -> np.ndarray:
         """The user tower's embedding, ``float32[1, D]``, from ``two_tower_user`` features."""

@@ -23,6 +23,7 @@ import uuid
 from typing import Annotated, Any, Optional
 
 import bentoml
+import numpy as np
 from pydantic import BaseModel, Field
 
 from serving.api import (
@@ -81,6 +82,7 @@ class ShopRec:
         from serving.fallback import CounterLog, ResilientFetch, load_catalogue
         from serving.feature_log import FeatureLog
         from serving.feedback import PurchaseMemory, recent_purchases
+        from serving.item_cache import ItemCache
         from serving.metrics import prometheus_sink
         from serving.pipeline import Pipeline
         from serving.recommender import Recommender
@@ -103,13 +105,19 @@ class ShopRec:
         # functions and loads the Feast registry, and a broken store config fails startup.
         Recommender(artifacts, raw, contract).recommend(0, 1)
         fetch = ResilientFetch(raw, contract, self.counters, config.retry_after_s)
+        # the ranker's item rows, read once here and refreshed in the background: a request
+        # then reads one user row from the store, not one row per candidate
+        self.items = ItemCache(fetch, contract)
+        self.items.load(artifacts.item_ids)
+        self._stop_refresh = self.items.start(config.item_refresh_s, config.retry_after_s)
         purchases = PurchaseMemory(rules.purchase_window_days)
         since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=rules.purchase_window_days)
         purchases.add_frame(recent_purchases(self.settings, since))
         # every ranked feature vector, for the training-serving skew check (validation.skew)
         self.feature_log = FeatureLog(self.settings, contract, background=True)
         self.pipeline = Pipeline(
-            Recommender(artifacts, fetch, contract, n_candidates=config.n_candidates),
+            Recommender(artifacts, fetch, contract, n_candidates=config.n_candidates,
+                        items=self.items),
             load_catalogue(self.settings.features_dir, contract, config.roles, "popularity",
                            artifacts.item_ids),
             purchases, config, rules, load_experiments(), self.counters,
@@ -118,6 +126,7 @@ class ShopRec:
     @bentoml.on_shutdown
     def close_feature_log(self) -> None:
         """Write the buffered feature vectors: a worker stopping must not drop its log tail."""
+        self._stop_refresh()
         self.feature_log.close()
 
     @staticmethod
@@ -221,4 +230,7 @@ class ShopRec:
             self.counters.inc(FALLBACK, reason="push")
             return f"not pushed ({type(err).__name__}: {err}); the next pipeline run ingests them"
         rows = {view: r["rows"] for view, r in report["views"].items()}
+        # the push rewrote these items' online rows: the cached copies follow at once
+        pushed = frame[EVENT_SCHEMA.column("item_id").name].to_numpy()
+        self.items.update(pushed[np.isin(pushed, self.items.table.ids)])
         return f"pushed {rows} in {report['seconds'] * 1000:.0f} ms"

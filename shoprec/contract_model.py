@@ -163,6 +163,21 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
+PART_SEP = "@"
+REQUEST_PART = "request"
+"""Part name of a service's request (on-demand) features."""
+
+
+def service_part(service: str, entity: str) -> str:
+    """Name of the part of ``service`` keyed by ``entity`` (or ``"request"``), e.g. ``ranker@user``.
+
+    A part is not a Feast FeatureService: it is read by feature references of the service's
+    own views (``feature_repo.online.feast_fetcher``), so it can never hold a feature the
+    service does not.
+    """
+    return f"{service}{PART_SEP}{entity}"
+
+
 @dataclass(frozen=True)
 class Contract:
     """Entities, feature views, features and the FeatureServices built from them.
@@ -275,10 +290,24 @@ class Contract:
         return [f for f in self.features if f.view == view]
 
     def service_features(self, service: str) -> list[Feature]:
-        """Features a FeatureService serves, in declaration order."""
-        if service not in self.services:
-            raise KeyError(f"unknown FeatureService {service!r}; known: {list(self.services)}")
-        return [f for f in self.features if service in f.used_by]
+        """Features a FeatureService serves, in declaration order.
+
+        ``service`` may also name a *part* of a service, ``"<service>@<entity>"`` (the
+        features of its views keyed by that entity) or ``"<service>@request"`` (its request
+        features), see :func:`service_part`. Serving reads a ranker request's user part once
+        and its item part from a cache: the same features, fewer store reads.
+        """
+        base, _, part = service.partition(PART_SEP)
+        if base not in self.services:
+            raise KeyError(f"unknown FeatureService {base!r}; known: {list(self.services)}")
+        feats = [f for f in self.features if base in f.used_by]
+        if not part:
+            return feats
+        if part == REQUEST_PART:
+            return [f for f in feats if self.is_request_view(f.view)]
+        entity = self.entity(part).name
+        return [f for f in feats
+                if not self.is_request_view(f.view) and self.view(f.view).entity == entity]
 
     def service_entities(self, service: str) -> list[Entity]:
         """Entities whose join keys a request to ``service`` must carry."""

@@ -292,7 +292,8 @@ def test_online_store_outage_degrades_and_is_counted(server: serve.Server, home:
             db.execute(f'ALTER TABLE "{t}_down" RENAME TO "{t}"')
         db.commit()
         db.close()
-    assert metric(server, 'shoprec_fallback_total{reason="feature_store"}') >= before + 6
+    # one failed read per request: the user row (item rows come from the in-memory cache)
+    assert metric(server, 'shoprec_fallback_total{reason="feature_store"}') >= before + 3
     deadline = time.monotonic() + 30  # the store is retried after serving.yaml's 5 s
     while "feature_store" in post(server, "/recommend", {"user_id": 7, "k": 1}).json()[
             "fallbacks"]:

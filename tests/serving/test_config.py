@@ -15,7 +15,8 @@ from shoprec.contract import CONTRACT
 def test_shipped_configs_load() -> None:
     cfg = load_pipeline(CONTRACT)
     assert set(cfg.roles) == {"category", "stock", "age_days", "popularity"}
-    assert cfg.n_candidates >= 100 and "home" in cfg.pages
+    assert cfg.n_candidates == 500 and "home" in cfg.pages
+    assert cfg.item_refresh_s == 300.0 and cfg.log_every == 10
     rules = load_rerank()
     assert rules.out_of_stock and rules.already_purchased and rules.diversity == "none"
     assert rules.freshness_boost == 0.0 and rules.promotions == ()
@@ -42,6 +43,11 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
      "popularity: i_clicks_30d}\n",
      "item_features.category: 'u_top_category' is not an item feature of the 'ranker'"),
     ("- a\n", "expected a mapping at the top level"),
+    ("feature_log: {every: 0}\nitem_features: {category: i_category_id, stock: i_stock, "
+     "age_days: i_age_days, popularity: i_clicks_30d}\n", r"'log_every': 0"),
+    ("feature_log: {sample: 0.1}\n", r"feature_log: unknown key\(s\) \['sample'\]"),
+    ("feature_store: {item_refresh_s: 0}\nitem_features: {category: i_category_id, "
+     "stock: i_stock, age_days: i_age_days, popularity: i_clicks_30d}\n", "item_refresh_s > 0"),
 ])
 def test_bad_pipeline_config_is_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -114,3 +114,28 @@ def test_task_labels_name_distinct_label_columns() -> None:
                 {"ctr": "clicked"}):
         with pytest.raises(ValueError, match="task_labels"):
             dataclasses.replace(CONTRACT, task_labels=bad)
+
+
+def test_service_parts_split_a_service_by_entity_and_request():
+    from shoprec.contract import RANKER, USER_TOWER
+    from shoprec.contract_model import service_part
+
+    whole = [f.name for f in CONTRACT.service_features(RANKER)]
+    parts = {p: [f.name for f in CONTRACT.service_features(service_part(RANKER, p))]
+             for p in ("user", "item", "request")}
+    assert sorted(sum(parts.values(), [])) == sorted(whole)  # a partition, nothing lost
+    assert parts["request"] == ["ctx_hour", "ctx_weekday", "ctx_device"]
+    assert "u_hist_item_ids" in parts["user"] and "i_price" in parts["item"]
+    assert all(CONTRACT.view(CONTRACT.feature(n).view).entity == "item" for n in parts["item"])
+    assert service_part(RANKER, "user") == "ranker@user"
+    assert CONTRACT.service_request_fields("ranker@user") == []
+    assert [e.name for e in CONTRACT.service_entities("ranker@item")] == ["item"]
+    tower = {f.name for f in CONTRACT.service_features(USER_TOWER)}
+    assert tower <= set(parts["user"])  # serving reads both with one user read
+
+
+def test_unknown_service_part_names_the_problem():
+    with pytest.raises(KeyError, match="unknown entity 'shop'"):
+        CONTRACT.service_features("ranker@shop")
+    with pytest.raises(KeyError, match="unknown FeatureService 'rankr'"):
+        CONTRACT.service_features("rankr@user")
