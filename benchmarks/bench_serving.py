@@ -137,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     source = Settings(home=args.home.resolve())
     record = source.home / "registry" / "champion.json"
     if not record.exists():
-        print(f"no champion in {source.home}: run `make pipeline` first (for DIN: python -m "
-              "shoprec.airflow_local run-dag shoprec_pipeline --conf '{\"ranker\": \"din\"}')")
-        return 2
+        why = (f"no champion in {source.home}: run `make pipeline` first (for DIN: python -m "
+               "shoprec.airflow_local run-dag shoprec_pipeline --conf '{\"ranker\": \"din\"}')")
+        print(f"SKIPPED: {why}")
+        print(json.dumps({"bench": "serving", "skipped": why}))
+        return 0
     champion = json.loads(record.read_text())
     run_dir = source.home / "models" / champion["run_id"]
     ranker = json.loads((run_dir / "ranker" / "manifest.json").read_text()).get("model", "dcn")

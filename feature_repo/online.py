@@ -46,27 +46,56 @@ def conform(df: pd.DataFrame, contract: Contract, service: str) -> pd.DataFrame:
         service: FeatureService whose features are required.
 
     Returns:
-        A copy; scalar features as contract-dtype columns, ``sequence`` features as object
-        columns of ``[max_len]`` arrays (newest last, left-padded with the pad element).
+        A new frame (one construction, no per-column pandas assignment: serving calls this
+        on every request); scalar features as contract-dtype columns, ``sequence`` features as
+        object columns of ``[max_len]`` arrays (newest last, left-padded with the pad element).
 
     Raises:
         ValueError: if a present value cannot be cast to the contract dtype (for example a
             string in an int64 feature), naming the feature.
     """
-    out = df.copy()
+    cols: dict[str, Any] = {c: df[c].to_numpy() for c in df.columns}
     for feat in contract.service_features(service):
-        col = out[feat.name] if feat.name in out else pd.Series([None] * len(out), index=out.index)
-        if feat.kind == "sequence":  # one padded [max_len] array per row; None -> all pad
-            out[feat.name] = pd.Series(list(pad_sequences(col, feat)), index=out.index,
-                                       dtype=object)
-            continue
-        col = col.where(col.notna(), feat.default) if len(col) else col
-        np_dtype = _NUMPY_DTYPES.get(feat.dtype)
-        try:
-            out[feat.name] = col.astype(np_dtype) if np_dtype is not None else col.astype(str)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
-    return out
+        cols[feat.name] = conform_values(cols.get(feat.name), len(df), feat)
+    return pd.DataFrame(cols, index=df.index)
+
+
+def _array(values: Any) -> np.ndarray:
+    """A list as NumPy infers it (ints -> int64), or as objects when it mixes kinds."""
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError):  # ragged or odd cells: keep them for the checks below
+        out = np.empty(len(values), dtype=object)
+        out[:] = list(values)
+        return out
+
+
+def conform_values(values: Any, n: int, feat: Any) -> np.ndarray:
+    """One feature's ``n`` values (``None``: the column is absent) filled and cast.
+
+    Values that already have the contract dtype and no nulls are returned as they are;
+    anything else takes the pandas fill-and-cast path. A ``sequence`` comes back as an object
+    array of ``[max_len]`` rows (:func:`pad_sequences`).
+    """
+    if feat.kind == "sequence":  # one padded [max_len] array per row; None -> all pad
+        padded = pad_sequences(pd.Series(values if values is not None else [None] * n,
+                                         dtype=object), feat)
+        rows = np.empty(n, dtype=object)
+        rows[:] = list(padded)
+        return rows
+    np_dtype = _NUMPY_DTYPES.get(feat.dtype)
+    if values is None:
+        return np.full(n, feat.default, dtype=np_dtype or object).astype(np_dtype or str)
+    values = values if isinstance(values, np.ndarray) else _array(values)
+    if np_dtype is not None and values.dtype == np_dtype and not (
+            values.dtype.kind == "f" and np.isnan(values).any()):
+        return values
+    col = pd.Series(values, dtype=object if values.dtype.kind in "OUS" else values.dtype)
+    col = col.where(col.notna(), feat.default) if len(col) else col
+    try:
+        return (col.astype(np_dtype) if np_dtype is not None else col.astype(str)).to_numpy()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
 
 
 def with_request_fields(entity_df: pd.DataFrame, contract: Contract, service: str,
@@ -133,14 +162,19 @@ def feast_fetcher(store: Any, contract: Contract) -> Fetch:
 
     def fetch(service: str, entity_df: pd.DataFrame) -> pd.DataFrame:
         entity_df = with_request_fields(entity_df, contract, service)
-        rows = entity_df.to_dict("records")
+        names = list(entity_df.columns)  # rows as dicts without pandas' slow to_dict
+        rows = [dict(zip(names, vals, strict=True))
+                for vals in zip(*(entity_df[c].tolist() for c in names), strict=True)]
         with lock:
             if service not in services:
                 services[service] = resolve(service)
-            resp = store.get_online_features(features=services[service], entity_rows=rows)
-            got = resp.to_df().reset_index(drop=True)
+            got = store.get_online_features(features=services[service],
+                                            entity_rows=rows).to_dict()
         keys = entity_df.reset_index(drop=True)
-        names = [f.name for f in contract.service_features(service) if f.name in got.columns]
-        return conform(pd.concat([keys, got[names]], axis=1), contract, service)
+        cols = {c: keys[c].to_numpy() for c in keys.columns}
+        for feat in contract.service_features(service):
+            values = got.get(feat.name)
+            cols[feat.name] = conform_values(values, len(keys), feat)
+        return pd.DataFrame(cols)
 
     return fetch

@@ -52,6 +52,9 @@ class Signature:
         self.input_dtypes: dict[str, np.dtype] = {
             name: np.dtype(spec.dtype.as_numpy_dtype) for name, spec in specs.items()
         }
+        # the flat argument order of a dict signature is its sorted keys (tf.nest)
+        self._flat = sorted(self.input_dtypes.items())
+        self._flat_ok = True
 
     @property
     def input_names(self) -> list[str]:
@@ -67,11 +70,17 @@ class Signature:
         extra = sorted(set(inputs) - set(self.input_dtypes))
         if missing or extra:
             raise ValueError(f"{self.path.name}: missing inputs {missing}, unexpected {extra}")
-        feed = {
-            name: tf.constant(np.asarray(inputs[name]).astype(dtype, copy=False))
-            for name, dtype in self.input_dtypes.items()
-        }
-        return {name: t.numpy() for name, t in self._fn(**feed).items()}
+        feed = [tf.constant(np.asarray(inputs[name]).astype(dtype, copy=False))
+                for name, dtype in self._flat]
+        if self._flat_ok:  # skip the per-call binding of the structured signature (~0.5 ms)
+            try:
+                out = self._fn._call_flat(feed, self._fn.captured_inputs)
+            except (AttributeError, TypeError):  # a TF without this private path
+                self._flat_ok = False
+            else:
+                return {name: t.numpy() for name, t in out.items()}
+        return {name: t.numpy() for name, t in
+                self._fn(**dict(zip((n for n, _ in self._flat), feed, strict=True))).items()}
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Merge candidate lists of several recall sources into one list: quotas, fusion, attribution.
 
-Pure and dependency-free, so serving, the offline evaluation and tests run the very same code:
+Pure (NumPy only), so serving, the offline evaluation and tests run the very same code:
 the function sees only ``{source: [(item_id, score), ...]}`` lists, never a model.
 
 How a merged list is built (:func:`merge`):
@@ -28,6 +28,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
 
 FUSIONS = ("rrf", "score")
 
@@ -88,34 +90,77 @@ class MergePolicy:
         return sorted(sources, key=lambda s: (rank.get(s, len(rank)), s))
 
 
-def _clean(name: str, ranked: Sequence[tuple[int, float]]) -> dict[int, float]:
-    """The list as ``{item: score}`` in rank order, without padding and repeats.
-
-    Negative ids are padding; a repeated item keeps its first (best) position.
-    """
-    out: dict[int, float] = {}
+def _clean(name: str, ranked: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The list's ``(item ids, scores)`` as arrays; entries are checked to be numbers."""
+    items: list[int] = []
+    scores: list[float] = []
     try:
         for raw_item, raw_score in ranked:
-            item = int(raw_item)
-            if item >= 0 and item not in out:
-                out[item] = float(raw_score)
+            items.append(int(raw_item))
+            scores.append(float(raw_score))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"source {name!r}: entries must be (item_id, score) pairs of numbers: "
                          f"{exc}") from exc
-    if any(math.isnan(v) for v in out.values()):
-        bad = next(i for i, v in out.items() if math.isnan(v))
-        raise ValueError(f"source {name!r}: item {bad} has a NaN score")
-    return out
+    return np.asarray(items, dtype=np.int64), np.asarray(scores, dtype=np.float64)
 
 
-def _contributions(ranked: dict[int, float], policy: MergePolicy) -> list[float]:
+def _dedupe(name: str, ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank order without padding (negative ids) and repeats (the first position is kept)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if ids.shape != scores.shape or ids.ndim != 1:
+        raise ValueError(f"source {name!r}: ids {ids.shape} and scores {scores.shape} must be "
+                         "1-D and aligned")
+    real = ids >= 0
+    ids, scores = ids[real], scores[real]
+    first = np.sort(np.unique(ids, return_index=True)[1])
+    ids, scores = ids[first], scores[first]
+    if np.isnan(scores).any():
+        raise ValueError(f"source {name!r}: item {ids[np.isnan(scores)][0]} has a NaN score")
+    return ids, scores
+
+
+def _contributions(scores: np.ndarray, policy: MergePolicy) -> np.ndarray:
     if policy.fusion == "rrf":
-        return [1.0 / (policy.rrf_k + r) for r in range(1, len(ranked) + 1)]
-    finite = [s for s in ranked.values() if math.isfinite(s)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
+        return 1.0 / (policy.rrf_k + np.arange(1, len(scores) + 1, dtype=np.float64))
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return np.zeros(len(scores))
+    lo, hi = scores[finite].min(), scores[finite].max()
     span = hi - lo
-    return [(s - lo) / span if span > 0 and math.isfinite(s) else
-            (1.0 if span == 0 and math.isfinite(s) else 0.0) for s in ranked.values()]
+    if span > 0:
+        return np.where(finite, (scores - lo) / span, 0.0)
+    return finite.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A merged list as arrays, best first: what serving uses (no object per candidate).
+
+    Attributes:
+        item_ids: The chosen items.
+        scores: Their fusion scores.
+        sources: Source names in priority order: the columns of ``ranks``.
+        ranks: ``[items, sources]`` 1-based rank of each item in each source, 0 = not listed.
+    """
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+    sources: tuple[str, ...]
+    ranks: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def sources_of(self, row: int) -> tuple[str, ...]:
+        """The sources that listed the item of ``row``, in priority order."""
+        return tuple(s for s, r in zip(self.sources, self.ranks[row], strict=True) if r > 0)
+
+    def candidates(self) -> list[Candidate]:
+        """The same list as :class:`Candidate` objects."""
+        return [Candidate(int(item), float(score), self.sources_of(i),
+                          tuple(int(r) for r in self.ranks[i] if r > 0))
+                for i, (item, score) in enumerate(zip(self.item_ids, self.scores, strict=True))]
 
 
 def merge(lists: Mapping[str, Sequence[tuple[int, float]]], k: int,
@@ -135,47 +180,59 @@ def merge(lists: Mapping[str, Sequence[tuple[int, float]]], k: int,
         ValueError: when ``k < 1``, quotas sum above ``k``, or a list entry is malformed.
     """
     policy = policy or MergePolicy()
+    _check_k(k, policy)
+    return merge_arrays({s: _clean(s, ranked) for s, ranked in lists.items()}, k,
+                        policy).candidates()
+
+
+def _check_k(k: object, policy: MergePolicy) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     if sum(policy.quotas.values()) > k:
         raise ValueError(f"quotas sum to {sum(policy.quotas.values())}, more than k={k}")
+
+
+def merge_arrays(lists: Mapping[str, tuple[np.ndarray, np.ndarray]], k: int,
+                 policy: MergePolicy | None = None) -> Merged:
+    """:func:`merge` on ``(item ids, scores)`` arrays per source, with an array result.
+
+    The same rules (module docstring), vectorised: fusion scores are summed in priority order
+    (as :func:`merge` always did, so the floating-point sums are identical), quotas and the
+    fill walk the items in the same order.
+
+    Raises:
+        ValueError: as :func:`merge`, and for ids and scores of different shapes.
+    """
+    policy = policy or MergePolicy()
+    _check_k(k, policy)
     order = policy.order(list(lists))
-    cleaned = {s: _clean(s, lists[s]) for s in order}
-    fused: dict[int, float] = {}
-    found: dict[int, list[tuple[str, int]]] = {}
-    best: dict[int, tuple[int, int]] = {}  # item -> (best rank, priority of its first source)
-    for prio, s in enumerate(order):
-        weight = float(policy.weights.get(s, 1.0))
-        for rank, (item, part) in enumerate(
-                zip(cleaned[s], _contributions(cleaned[s], policy), strict=True), start=1):
-            if item in fused:
-                fused[item] += weight * part
-                found[item].append((s, rank))
-                if rank < best[item][0]:
-                    best[item] = (rank, best[item][1])
-            else:
-                fused[item] = weight * part
-                found[item] = [(s, rank)]
-                best[item] = (rank, prio)
-
-    def key(item: int) -> tuple[float, int, int, int]:
-        return (-fused[item], *best[item], item)
-
-    chosen: set[int] = set()
-    for s in order:
-        quota = policy.quotas.get(s, 0)
-        have = sum(1 for item in cleaned[s] if item in chosen)
-        for item in cleaned[s]:
-            if have >= quota:
-                break
-            if item not in chosen:
-                chosen.add(item)
-                have += 1
-    if len(chosen) < k:
-        ranked = sorted(fused, key=key)
-        for item in ranked:
-            if len(chosen) >= k:
-                break
-            chosen.add(item)
-    return [Candidate(item, fused[item], tuple(s for s, _ in found[item]),
-                      tuple(r for _, r in found[item])) for item in sorted(chosen, key=key)]
+    cleaned = [_dedupe(s, *lists[s]) for s in order]
+    ids = np.concatenate([c[0] for c in cleaned]) if cleaned else np.empty(0, np.int64)
+    prio = np.repeat(np.arange(len(order)), [len(c[0]) for c in cleaned])
+    rank = np.concatenate([np.arange(1, len(c[0]) + 1) for c in cleaned]) if cleaned else prio
+    part = np.concatenate([float(policy.weights.get(s, 1.0)) * _contributions(c[1], policy)
+                           for s, c in zip(order, cleaned, strict=True)]) if cleaned else \
+        np.empty(0)
+    uniq, inv = np.unique(ids, return_inverse=True)
+    fused = np.bincount(inv, weights=part, minlength=len(uniq))
+    best = np.full(len(uniq), np.iinfo(np.int64).max)
+    np.minimum.at(best, inv, rank)
+    first = np.full(len(uniq), len(order))
+    np.minimum.at(first, inv, prio)
+    ranks = np.zeros((len(uniq), len(order)), dtype=np.int64)
+    ranks[inv, prio] = rank
+    chosen = np.zeros(len(uniq), dtype=bool)
+    start = 0
+    for s, c in zip(order, cleaned, strict=True):
+        pos = inv[start:start + len(c[0])]
+        start += len(c[0])
+        missing = policy.quotas.get(s, 0) - int(chosen[pos].sum())
+        if missing > 0:
+            chosen[pos[~chosen[pos]][:missing]] = True
+    ranked = np.lexsort((uniq, first, best, -fused))
+    free = k - int(chosen.sum())
+    if free > 0:
+        rest = ranked[~chosen[ranked]]
+        chosen[rest[:free]] = True
+    final = ranked[chosen[ranked]]
+    return Merged(uniq[final], fused[final], tuple(order), ranks[final])

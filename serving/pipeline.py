@@ -41,7 +41,7 @@ from serving.experiments import Layer, assign
 from serving.fallback import DEFAULTED, FALLBACK, VARIANT, Catalogue, CounterLog
 from serving.feature_log import FeatureLog
 from serving.feedback import PurchaseMemory
-from serving.merge import MergePolicy, merge
+from serving.merge import Merged, MergePolicy, merge_arrays
 from serving.ranker_inputs import RankerRows
 from serving.recommender import InvalidRequest, Recommender, request_values, validate_request
 from serving.rerank import RerankConfig, Slate, keep_mask, rerank
@@ -120,6 +120,7 @@ class Pipeline:
             [f.name for f in self.contract.service_features(USER_TOWER)])
         self.no_category = float(self.contract.feature(config.roles["category"]).default)
         self._served = itertools.count()  # requests whose features the log may sample
+        self._popular_lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def check_context(self, ctx: RequestContext | None) -> RequestContext:
         """Validate a context (device, page, id lists) and return it (empty when ``None``)."""
@@ -146,16 +147,21 @@ class Pipeline:
         return all(bool(np.all(feature_array(user_feats, name, self.contract)[0] == value))
                    for name, value in self.user_defaults.items())  # a history: all padding
 
-    def popularity_list(self, n: int) -> list[tuple[int, float]]:
-        """The ``n`` most popular items with their popularity (0 where unknown)."""
-        ids = self.popular[:n]
-        pop = self.catalogue.attributes(ids)["popularity"].fillna(0.0).to_numpy()
-        return list(zip(ids.tolist(), pop.tolist(), strict=True))
+    def popularity_list(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` most popular items and their popularity (0 where unknown)."""
+        if n not in self._popular_lists:  # the catalogue is fixed for the service's life
+            ids = self.popular[:n]
+            pop = self.catalogue.attributes(ids)["popularity"].fillna(0.0).to_numpy()
+            self._popular_lists[n] = (ids, pop)
+        return self._popular_lists[n]
 
-    def _slate(self, ids: np.ndarray, scores: np.ndarray, rows: RankerRows | None) -> Slate:
+    def _slate(self, ids: np.ndarray, scores: np.ndarray, rows: RankerRows | None,
+               order: np.ndarray | None = None) -> Slate:
+        """The re-ranking view of ``ids``: item attributes from ``rows`` (taken in ``order``)."""
         roles = self.config.roles
         if rows is not None and not rows.items_defaulted:
-            attrs = {r: rows.columns[roles[r]].astype(np.float64)
+            pick = slice(None) if order is None else order
+            attrs = {r: rows.columns[roles[r]][pick].astype(np.float64)
                      for r in roles}  # a missing row means the contract defaults
         else:  # store values unavailable: the startup catalogue, NaN for unknown items
             table = self.catalogue.attributes(ids)
@@ -164,7 +170,7 @@ class Pipeline:
                      no_category=self.no_category)
 
     def _recall(self, user_id: int, k: int, params: dict, fallbacks: list[str]
-                ) -> tuple[list, bool, pd.DataFrame]:
+                ) -> tuple[Merged | None, bool, pd.DataFrame]:
         feats = self.rec.user_row(user_id)
         if feats.attrs.get(DEFAULTED):
             self._degrade(fallbacks, "feature_store", count=False)  # counted by the fetch
@@ -172,10 +178,9 @@ class Pipeline:
         if cold:
             self._degrade(fallbacks, "cold_start")
         n = max(self.config.n_candidates, k)
-        lists: dict[str, list[tuple[int, float]]] = {}
+        lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         try:
-            ids, sims = self.rec.search(self.rec.embed_user(feats), n)
-            lists[TWO_TOWER] = list(zip(ids.tolist(), sims.tolist(), strict=True))
+            lists[TWO_TOWER] = self.rec.search(self.rec.embed_user(feats), n)
         except Exception:  # noqa: BLE001 - a broken tower degrades to popularity
             log.exception("two-tower recall failed for user %s", user_id)
             self._degrade(fallbacks, "recall")
@@ -184,11 +189,11 @@ class Pipeline:
             quota = max(quota, self.config.cold_start_popularity_quota)
         if quota > 0:
             lists[POPULARITY] = self.popularity_list(self.config.popularity_candidates)
-        if not any(lists.values()):
-            return [], cold, feats
+        if not any(len(ids) for ids, _ in lists.values()):
+            return None, cold, feats
         policy = MergePolicy(quotas={POPULARITY: min(quota, n)} if POPULARITY in lists else {},
                              priority=(TWO_TOWER, POPULARITY))
-        return merge(lists, n, policy), cold, feats
+        return merge_arrays(lists, n, policy), cold, feats
 
     def _request(self, ctx: RequestContext) -> dict[str, Any]:
         """Request fields for the request-time features: now, and the context's device."""
@@ -231,15 +236,14 @@ class Pipeline:
         purchased = self.purchases.items(user_id, self.clock()) \
             if self.rules.already_purchased else set()
         items: list[dict[str, Any]] = []
-        if cands:
-            ids = np.array([c.item_id for c in cands], dtype=np.int64)
-            fused = np.array([c.score for c in cands], dtype=np.float64)
-            rows = self.rec.ranker_rows(user, ids, self._request(ctx))
-            self._features_degraded(rows, fallbacks)
+        if cands is not None and len(cands):
+            ids, fused = cands.item_ids, cands.scores
+            inputs = self.rec.ranker_rows(user, ids, self._request(ctx))
+            self._features_degraded(inputs, fallbacks)
             scores = fused
             if params["use_ranker"]:
                 try:
-                    scores = self.rec.score_rows(rows)
+                    scores = self.rec.score_rows(inputs)
                     if scores.shape != fused.shape or not np.isfinite(scores).all():
                         raise ValueError(f"ranker returned {scores.shape} scores, non-finite "
                                          f"or of the wrong shape, for {len(ids)} items")
@@ -248,9 +252,9 @@ class Pipeline:
                     self._degrade(fallbacks, "ranker")
                     scores = fused
                 else:
-                    self._log_features(rows)
+                    self._log_features(inputs)
             order = np.argsort(-scores, kind="stable")
-            slate = self._slate(ids[order], scores[order], rows.take(order))
+            slate = self._slate(ids[order], scores[order], inputs, order)
             rules = dataclasses.replace(self.rules, diversity=params["diversity"]) \
                 if params["diversity"] else self.rules
             sim = self.neighbours.cosine(slate.item_ids) \
@@ -258,9 +262,8 @@ class Pipeline:
             rows, final = rerank(slate, rules, purchased=purchased, exclude=ctx.exclude,
                                  categories=ctx.categories, similarity=sim)
             for r, score in zip(rows[:k], final[:k], strict=False):
-                cand = cands[order[r]]
-                items.append({"item_id": cand.item_id, "score": float(score),
-                              "sources": list(cand.sources)})
+                items.append({"item_id": int(ids[order[r]]), "score": float(score),
+                              "sources": list(cands.sources_of(order[r]))})
         if len(items) < k:
             self._fill(items, k, ctx, purchased, fallbacks)
         return Answer(items, variants, fallbacks, cold)

@@ -95,7 +95,12 @@ def pad_sequences(values: Any, feature: SequenceSpec) -> np.ndarray:
             raise ValueError(f"sequence feature {feature.name!r}: got width {values.shape[1]}, "
                              f"max_len is {width}")
         return values.astype(dtype, copy=False)
-    flat, lengths = _flatten(values, feature, dtype)
+    rows = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+    if _padded_rows(rows, width, np.dtype(dtype)):  # padded before (a conformed online read)
+        return np.stack(list(rows))
+    flat_lengths = _decode_few(rows, dtype)
+    flat, lengths = flat_lengths if flat_lengths is not None else _flatten(values, feature,
+                                                                           dtype)
     n = len(lengths)
     if n and (lengths == width).all():  # already padded (e.g. conformed online rows)
         return flat.reshape(n, width)
@@ -110,6 +115,34 @@ def pad_sequences(values: Any, feature: SequenceSpec) -> np.ndarray:
         shift = np.arange(n) * width + width - keep - (np.cumsum(keep) - keep)
         out.reshape(-1)[np.arange(len(flat)) + np.repeat(shift, keep)] = flat
     return out
+
+
+def _decode_few(rows: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(elements, lengths)`` of a few stored strings (or None cells), without Arrow.
+
+    A serving request decodes one user's histories; Arrow's kernels cost more than the work
+    there. Anything unusual (other cells, a value that does not parse as ``dtype``) returns
+    None and takes the general path, which checks it and names the problem.
+    """
+    if not isinstance(rows, np.ndarray | list) or not 0 < len(rows) <= 16 or not all(
+            r is None or isinstance(r, str) for r in rows):
+        return None
+    try:
+        parts = [np.array(r.split(), dtype=dtype) if r else np.empty(0, dtype) for r in rows]
+    except (ValueError, OverflowError):
+        return None
+    return (np.concatenate(parts), np.array([len(p) for p in parts], dtype=np.int64))
+
+
+def _padded_rows(rows: Any, width: int, dtype: np.dtype) -> bool:
+    """Whether every cell is already a 1-D array of ``width`` elements of exactly ``dtype``.
+
+    Such rows need no decoding and no cast (so no unsafe cast can slip through either).
+    """
+    if not isinstance(rows, np.ndarray | list) or not len(rows):
+        return False
+    return all(isinstance(r, np.ndarray) and r.shape == (width,) and r.dtype == dtype
+               for r in rows)
 
 
 def _flatten(values: Any, feature: SequenceSpec, dtype: Any) -> tuple[np.ndarray, np.ndarray]:

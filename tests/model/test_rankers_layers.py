@@ -96,6 +96,30 @@ def test_din_activation_unit_by_hand_and_pad_weight_is_zero() -> None:
 
 
 
+def test_din_split_first_layer_equals_the_concatenated_input() -> None:
+    """Side inputs, recency slots and two hidden layers: x W on the concat, by NumPy."""
+    tf = tensorflow()
+    rng = np.random.default_rng(3)
+    b, length, d, s = 4, 5, 3, 2
+    att = din_attention_class()((6, 4), "prelu", positions=length, position_dim=2)
+    q = rng.normal(size=(b, d)).astype(np.float32)
+    keys = rng.normal(size=(b, length, d)).astype(np.float32)
+    side = rng.normal(size=(b, length, s)).astype(np.float32)
+    mask = (rng.random((b, length)) < 0.8).astype(np.float32)
+    _, weights = att(tf.constant(q), tf.constant(keys), tf.constant(mask), tf.constant(side))
+    w1, b1 = att.unit.dense[0].get_weights()
+    assert w1.shape == (4 * d + s + 2, 6)  # the kernel the concatenated input would have
+    w2, b2 = att.unit.dense[1].get_weights()
+    w3, b3 = att.score.get_weights()
+    pos = att.position_table.get_weights()[0]
+    qb = np.broadcast_to(q[:, None], keys.shape)
+    x = np.concatenate([qb, keys, qb - keys, qb * keys, side,
+                        np.broadcast_to(pos[None], (b, length, 2))], axis=-1)
+    hidden = np.maximum(np.maximum(x @ w1 + b1, 0.0) @ w2 + b2, 0.0)  # PReLU alpha 0 = ReLU
+    np.testing.assert_allclose(weights.numpy(), (hidden @ w3 + b3)[..., 0] * mask,
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_din_position_embedding_by_hand_separates_equal_keys() -> None:
     """Two identical behaviours in different slots get different weights through ``p_t``."""
     tf = tensorflow()

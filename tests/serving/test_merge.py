@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from serving.merge import Candidate, MergePolicy, merge
+from serving.merge import Candidate, MergePolicy, merge, merge_arrays
 
 # Three sources; item 3 is listed by a and b, item 7 by b and c.
 LISTS = {
@@ -144,3 +145,68 @@ def test_bad_calls_are_named() -> None:
         merge({"a": [(1, float("nan"))]}, 3)
     with pytest.raises(ValueError, match="entries must be"):
         merge({"a": [(1, 2.0, 3)]}, 3)
+
+
+def reference_merge(lists, k, policy):
+    """The rules of the module docstring, written plainly with dicts (for the random check)."""
+    order = policy.order(list(lists))
+    clean = {}
+    for s in order:
+        seen = {}
+        for item, score in lists[s]:
+            if item >= 0 and item not in seen:
+                seen[item] = score
+        clean[s] = seen
+    fused, found, best = {}, {}, {}
+    for prio, s in enumerate(order):
+        vals = list(clean[s].values())
+        if policy.fusion == "rrf":
+            parts = [1.0 / (policy.rrf_k + r) for r in range(1, len(vals) + 1)]
+        else:
+            lo, hi = (min(vals), max(vals)) if vals else (0.0, 0.0)
+            parts = [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in vals]
+        for rank, (item, part) in enumerate(zip(clean[s], parts, strict=True), start=1):
+            w = policy.weights.get(s, 1.0)
+            fused[item] = fused.get(item, 0.0) + w * part
+            found.setdefault(item, []).append((s, rank))
+            best[item] = (min(rank, best.get(item, (rank, prio))[0]), best.get(item, (0, prio))[1])
+    key = lambda i: (-fused[i], *best[i], i)  # noqa: E731
+    chosen = set()
+    for s in order:
+        have = sum(1 for i in clean[s] if i in chosen)
+        for i in clean[s]:
+            if have >= policy.quotas.get(s, 0):
+                break
+            if i not in chosen:
+                chosen.add(i)
+                have += 1
+    for i in sorted(fused, key=key):
+        if len(chosen) >= k:
+            break
+        chosen.add(i)
+    return [(i, fused[i], tuple(s for s, _ in found[i]), tuple(r for _, r in found[i]))
+            for i in sorted(chosen, key=key)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_vectorised_merge_equals_the_plain_rules_on_random_lists(seed):
+    import random
+
+    rng = random.Random(seed)
+    names = ["a", "b", "c"][:rng.randint(1, 3)]
+    lists = {s: [(rng.randint(-2, 30), float(rng.randint(0, 5))) for _ in range(rng.randint(0, 25))]
+             for s in names}
+    k = rng.randint(1, 40)
+    quotas = {s: rng.randint(0, 4) for s in names if rng.random() < 0.6}
+    while sum(quotas.values()) > k:
+        quotas.popitem()
+    policy = MergePolicy(quotas=quotas, weights={s: rng.choice([0.0, 0.5, 1.0, 2.0])
+                                                 for s in names if rng.random() < 0.5},
+                         fusion=rng.choice(["rrf", "score"]), priority=tuple(reversed(names)))
+    got = [(c.item_id, c.score, c.sources, c.ranks) for c in merge(lists, k, policy)]
+    assert got == reference_merge(lists, k, policy)
+    arrays = {s: (np.array([i for i, _ in v], dtype=np.int64),
+                  np.array([x for _, x in v], dtype=np.float64)) for s, v in lists.items()}
+    fast = merge_arrays(arrays, k, policy)
+    assert fast.item_ids.tolist() == [g[0] for g in got]
+    assert [fast.sources_of(r) for r in range(len(fast))] == [g[2] for g in got]

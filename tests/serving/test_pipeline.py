@@ -226,3 +226,19 @@ def test_ranked_feature_vectors_are_logged_with_the_request_fields(artifacts, se
     assert rank["request_device"].isna().all()
     assert (got["request_ts"] == pd.Timestamp(NOW)).all()
     assert rec["u_clicks_30d"].tolist() == [3] * 5
+
+
+def test_feature_log_samples_one_request_in_log_every(artifacts, settings) -> None:
+    """Requests 1, 4 and 7 of 7 are logged with all their candidates (log_every = 3)."""
+    from serving.feature_log import FeatureLog, read_feature_log
+
+    flog = FeatureLog(settings, CONTRACT)
+    p = build(artifacts, feature_log=flog, log_every=3)
+    users = [7, 8, 50, 7, 8, 50, 7]
+    for u in users:
+        p.recommend(u, 3)
+    flog.close()
+    got = read_feature_log(settings, CONTRACT, NOW - pd.Timedelta(days=1),
+                           NOW + pd.Timedelta(days=1))
+    assert got.groupby("request_id").size().tolist() == [5, 5, 5]
+    assert sorted(got["user_id"].unique().tolist()) == [7]  # requests 1, 4, 7: user 7

@@ -79,3 +79,25 @@ def test_encoding_rejects_what_it_could_not_store() -> None:
         encode_sequences(np.array([1.0, np.inf]), np.array([2]))
     with pytest.raises(ValueError, match="add up to 1, but there are 2 elements"):
         encode_sequences(np.array([1, 2]), np.array([1]))
+
+
+def test_rows_padded_before_come_back_unchanged_and_unsafe_ones_are_still_checked():
+    feat = dataclasses.replace(IDS, max_len=3)
+    rows = pd.Series([np.array([-1, 4, 5]), np.array([1, 2, 3])], dtype=object)
+    got = pad_sequences(rows, feat)
+    assert got.dtype == np.int64 and got.tolist() == [[-1, 4, 5], [1, 2, 3]]
+    floats = pd.Series([np.array([1.5, 2.0, 3.0])], dtype=object)  # not int64: the checked path
+    with pytest.raises(ValueError, match="u_hist_item_ids"):
+        pad_sequences(floats, feat)
+
+
+def test_a_few_stored_strings_decode_like_the_general_path():
+    few = pd.Series(["3 4 5 6 7", "", None, "9"], dtype=object)
+    many = pd.Series(["3 4 5 6 7", "", None, "9"] * 5, dtype=object)  # 20 rows: Arrow path
+    got = pad_sequences(few, IDS)
+    assert got.tolist() == [[4, 5, 6, 7], [-1, -1, -1, -1], [-1, -1, -1, -1], [-1, -1, -1, 9]]
+    np.testing.assert_array_equal(pad_sequences(many, IDS)[:4], got)
+    gaps = pad_sequences(pd.Series(["0.5 2"], dtype=object), GAPS)
+    assert gaps.dtype == np.float64 and gaps.tolist() == [[0.0, 0.5, 2.0]]
+    with pytest.raises(ValueError, match="u_hist_item_ids"):  # 1.5 is no id, on either path
+        pad_sequences(pd.Series(["1 1.5"], dtype=object), IDS)

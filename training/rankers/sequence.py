@@ -14,7 +14,7 @@ from typing import Any
 
 from shoprec.tf_runtime import tensorflow
 from training.rankers.inputs import tf_ops
-from training.rankers.layers import mlp_class
+from training.rankers.layers import dice_class, mlp_class
 
 
 def masked_softmax(scores: Any, mask: Any) -> Any:
@@ -110,18 +110,49 @@ def din_attention_class() -> type:
 
         def weights_for(self, query: Any, keys: Any, mask: Any, side: Any = None,
                         training: bool = False) -> Any:
-            """``[B, L]`` weights (0 at pads) of ``query [B, k]`` on ``keys [B, L, k]``."""
-            q = tf.broadcast_to(query[:, None, :], tf.shape(keys))
-            parts = [q, keys, q - keys, q * keys] + ([side] if side is not None else [])
-            if self.position_table is not None:
-                if keys.shape[1] is not None and keys.shape[1] != self.positions:
-                    raise ValueError(f"history length {keys.shape[1]} != the {self.positions} "
-                                     "positions this attention unit was built for")
-                p = self.position_table(tf.range(self.positions))[None]
-                parts.append(tf.broadcast_to(p, [tf.shape(keys)[0], self.positions,
-                                                 p.shape[-1]]))
-            hidden = self.unit(tf.concat(parts, axis=-1), training=training)
+            """``[B, L]`` weights (0 at pads) of ``query [B, k]`` on ``keys [B, L, k]``.
+
+            The unit's first Dense layer is applied to ``[q, k, q - k, q * k, side, p]``
+            without building that ``[B, L, 4k + ...]`` tensor: with its kernel split by input
+            block, ``x W = q (W_q + W_d) + k (W_k - W_d) + (q * k) W_p + side W_s + p W_pos``.
+            The same weights and the same function, about half the multiply-adds (the query
+            and position terms are computed once per row and once per slot instead of once
+            per (row, slot)); the activation unit is the serving cost of DIN and DMR.
+            """
+            if self.position_table is not None and keys.shape[1] is not None \
+                    and keys.shape[1] != self.positions:
+                raise ValueError(f"history length {keys.shape[1]} != the {self.positions} "
+                                 "positions this attention unit was built for")
+            hidden = self._first(query, keys, side)
+            mlp = self.unit
+            for i, (dense, act) in enumerate(zip(mlp.dense, mlp.acts, strict=True)):
+                if i:
+                    hidden = dense(hidden)
+                hidden = act(hidden, training=training) if isinstance(act, dice_class()) \
+                    else act(hidden)
+                if mlp.drop is not None:
+                    hidden = mlp.drop(hidden, training=training)
             return tf.squeeze(self.score(hidden), -1) * mask
+
+        def _first(self, query: Any, keys: Any, side: Any) -> Any:
+            """The first Dense layer of the unit on the (never built) concatenated input."""
+            d = keys.shape[-1]
+            s = 0 if side is None else side.shape[-1]
+            p = 0 if self.position_table is None else self.position_table.output_dim
+            dense = self.unit.dense[0]
+            if not dense.built:  # the same kernel [4k + s + p, units] the concat would build
+                dense.build(tf.TensorShape([None, None, 4 * d + s + p]))
+            w = dense.kernel
+            w_q, w_k, w_d, w_p = w[:d], w[d:2 * d], w[2 * d:3 * d], w[3 * d:4 * d]
+            out = tf.tensordot(keys, w_k - w_d, 1) + tf.tensordot(query[:, None, :] * keys,
+                                                                  w_p, 1)
+            out += tf.matmul(query, w_q + w_d)[:, None, :]
+            if side is not None:
+                out += tf.tensordot(side, w[4 * d:4 * d + s], 1)
+            if p:
+                pos = self.position_table(tf.range(self.positions))
+                out += tf.matmul(pos, w[4 * d + s:])[None]
+            return out + dense.bias if dense.use_bias else out
 
         def call(self, query: Any, keys: Any, mask: Any, side: Any = None,
                  training: bool = False) -> tuple[Any, Any]:
