@@ -220,8 +220,9 @@ def run(args: argparse.Namespace, source: Any, run_dir: Path, work: Path,
     phases["16_clients_60s"] = {**sat.figures(), "errors": sat.errors, "load": load(),
                                 "error_samples": sat.error_samples[:5]}
     if stopper is not None:
-        phases["16_clients_60s"]["store_up"] = sat.figures(until=t_start + half)
-        phases["16_clients_60s"]["store_stopped"] = sat.figures(since=t_start + half)
+        phases["16_clients_60s"]["store_up"] = sat.figures((t_start, t_start + half))
+        phases["16_clients_60s"]["store_stopped"] = sat.figures(
+            (t_start + half, t_start + sat.seconds))
     out["fallback_counter"] = {"before": before, "after": after}
     out["answers_with_feature_store_fallback"] = sat.fallbacks.get("feature_store", 0)
     out["phases"] = phases

@@ -38,24 +38,24 @@ class Phase:
     answered_at: list[float] = field(default_factory=list)
     fallbacks: dict[str, int] = field(default_factory=dict)
 
-    def figures(self, since: float | None = None, until: float | None = None) -> dict[str, Any]:
-        """p50/p99/mean latency (ms) and requests per second, optionally for a time window."""
+    def figures(self, window: tuple[float, float] | None = None) -> dict[str, Any]:
+        """p50/p99/mean latency (ms) and requests per second, of the phase or a time window.
+
+        Args:
+            window: ``(start, end)`` monotonic times: only requests answered in it count, and
+                the rate is over its length.
+        """
         import numpy as np
 
-        t = np.asarray(self.answered_at)
         lat = np.asarray(self.latencies_ms)
-        mask = np.ones(len(t), bool)
-        if since is not None:
-            mask &= t >= since
-        if until is not None:
-            mask &= t < until
-        lat = lat[mask]
-        span = ((until if until is not None else t.max(initial=0.0))
-                - (since if since is not None else t.min(initial=0.0))) if len(t) else 0.0
-        span = span if since is not None or until is not None else self.seconds
+        span = self.seconds
+        if window is not None:
+            t = np.asarray(self.answered_at)
+            lat = lat[(t >= window[0]) & (t < window[1])]
+            span = window[1] - window[0]
         if not len(lat):
             return {"requests": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "mean_ms": None}
-        return {"requests": int(len(lat)), "rps": round(len(lat) / span, 1) if span else None,
+        return {"requests": int(len(lat)), "rps": round(len(lat) / span, 1),
                 "p50_ms": round(float(np.percentile(lat, 50)), 2),
                 "p99_ms": round(float(np.percentile(lat, 99)), 2),
                 "mean_ms": round(float(lat.mean()), 2)}

@@ -27,6 +27,20 @@ ONLINE_KEY = "_online"
 """Top-level entry of the state file naming the online store it describes (not a view)."""
 
 
+FAIL_FAST = {"socket_connect_timeout": "1", "socket_timeout": "5", "retry": "null"}
+"""redis-py options Feast's client gets unless the connection string sets them: redis-py 8
+retries a failed command with exponential backoff by default, so a stopped server held each
+online read for about 4.6 s (measured) before serving's fallback could answer. ``retry=null``
+(JSON, as Feast parses option values) means no retry: the circuit breaker of
+``serving.fallback.ResilientFetch`` decides when to try again."""
+
+
+def feast_redis(address: str) -> str:
+    """``address`` plus the :data:`FAIL_FAST` options it does not set itself."""
+    _, _, extra = parse_redis(address)
+    return ",".join([address, *(f"{k}={v}" for k, v in FAIL_FAST.items() if k not in extra)])
+
+
 def online_store_yaml(settings: Settings) -> str:
     """The ``online_store:`` block of ``feature_store.yaml`` for ``settings.online_store``.
 
@@ -39,7 +53,7 @@ def online_store_yaml(settings: Settings) -> str:
     if settings.online_store == "redis":
         return ("online_store:\n"
                 "  type: redis\n"
-                f"  connection_string: {json.dumps(settings.redis)}\n"
+                f"  connection_string: {json.dumps(feast_redis(settings.redis))}\n"
                 "  skip_dedup: true\n")
     return f"online_store:\n  type: sqlite\n  path: {settings.feast_dir / 'online.db'}\n"
 

@@ -79,8 +79,27 @@ def test_redis_config_is_what_feast_reads(both):
     assert "  type: redis\n" in text and "online.db" not in text
     cfg = store.config.online_store
     assert type(cfg).__name__ == "RedisOnlineStoreConfig"
-    assert cfg.connection_string == settings.redis and cfg.skip_dedup is True
+    assert cfg.connection_string == (f"{settings.redis},socket_connect_timeout=1,"
+                                     "socket_timeout=5,retry=null") and cfg.skip_dedup is True
     assert not (settings.feast_dir / "online.db").exists()
+
+
+def test_a_stopped_server_fails_a_read_at_once_without_retries(tmp_path):
+    """What serving's fallback relies on: no backoff retries hold the request (were ~4.6 s)."""
+    import time
+
+    from feature_repo.online import feast_fetcher
+    from tests.data.redis_fixture import running_redis
+
+    with running_redis(tmp_path / "redis") as address:
+        settings = Settings(home=tmp_path / "home", online_store="redis", redis=address)
+        fstore.apply(settings, CONTRACT)
+        fetch = feast_fetcher(fstore.open_store(settings), CONTRACT)
+        assert len(fetch(RANKER + "@user", pd.DataFrame({"user_id": [1]}))) == 1  # connected
+    t0 = time.perf_counter()  # the server is stopped now, its pooled connection dead
+    with pytest.raises(Exception, match="(?i)connect|closed"):
+        fetch(RANKER + "@user", pd.DataFrame({"user_id": [1]}))
+    assert time.perf_counter() - t0 < 1.0
 
 
 def test_unreachable_redis_is_a_clear_error(tmp_path):
