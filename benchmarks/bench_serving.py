@@ -14,8 +14,9 @@ materialized into it. Closed-loop clients (:mod:`benchmarks.load_clients`) on lo
 2. the naive design, in this process on the same store and models: fetch each candidate's
    features from the online store and predict item by item (target: ShopRec >= 20x faster);
 3. twice the saturating concurrency (16 clients) for 60 s with the online store stopped half
-   way (Redis: the server is stopped by PID): 0 errors, answers continue through the fallback
-   and ``shoprec_fallback_total{reason="feature_store"}`` rises.
+   way (Redis: the server is stopped by PID; sqlite: its tables are renamed away, the same
+   failure for Feast): 0 errors, answers continue through the fallback and
+   ``shoprec_fallback_total{reason="feature_store"}`` rises.
 
 Requests: random users of the feature snapshot (plus 5% unknown ones, the cold-start path),
 k = 10, a random device. Prints a table, then one JSON line.
@@ -116,6 +117,22 @@ def stop_redis_server(address: str) -> int:
     return pid
 
 
+def stop_sqlite_store(settings: Any) -> list[str]:
+    """Make the embedded sqlite store fail every read, as a stopped server would.
+
+    A file has no server to stop; renaming its view tables is the same failure for Feast
+    (``no such table``). Returns the renamed tables.
+    """
+    import sqlite3
+
+    contract = settings.load_contract()
+    tables = [f"{contract.project}_{v.name}" for v in contract.views]
+    with sqlite3.connect(settings.feast_dir / "online.db") as db:
+        for t in tables:
+            db.execute(f'ALTER TABLE "{t}" RENAME TO "{t}_down"')
+    return tables
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path,
@@ -206,23 +223,21 @@ def run(args: argparse.Namespace, source: Any, run_dir: Path, work: Path,
         out["naive"]["mean_ms"] / phases["1_clients"]["mean_ms"], 1)
     before = metric(server.url, FALLBACK)
     half = args.saturation_seconds / 2
-    stopper = None
-    if args.online_store == "redis":
-        import threading
+    import threading
 
-        stopper = threading.Timer(half, stop_redis_server, args=(settings.redis,))
-        stopper.start()
+    stop = (stop_redis_server, (settings.redis,)) if args.online_store == "redis" else \
+        (stop_sqlite_store, (settings,))
+    stopper = threading.Timer(half, stop[0], args=stop[1])
+    stopper.start()
     t_start = time.monotonic()
     sat = load_clients.run(server.url, "/recommend", bodies, 16, args.saturation_seconds, seed=16)
-    if stopper is not None:
-        stopper.join()
+    stopper.join()
     after = metric(server.url, FALLBACK)
     phases["16_clients_60s"] = {**sat.figures(), "errors": sat.errors, "load": load(),
                                 "error_samples": sat.error_samples[:5]}
-    if stopper is not None:
-        phases["16_clients_60s"]["store_up"] = sat.figures((t_start, t_start + half))
-        phases["16_clients_60s"]["store_stopped"] = sat.figures(
-            (t_start + half, t_start + sat.seconds))
+    phases["16_clients_60s"]["store_up"] = sat.figures((t_start, t_start + half))
+    phases["16_clients_60s"]["store_stopped"] = sat.figures(
+        (t_start + half, t_start + sat.seconds))
     out["fallback_counter"] = {"before": before, "after": after}
     out["answers_with_feature_store_fallback"] = sat.fallbacks.get("feature_store", 0)
     out["phases"] = phases

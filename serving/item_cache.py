@@ -115,11 +115,27 @@ class ItemCache:
         return ItemTable(item_ids, cols, np.concatenate(flags), self.clock())
 
     def load(self, item_ids: np.ndarray) -> ItemTable:
-        """Replace the table by a fresh read of ``item_ids``; returns it."""
+        """Replace the table by a fresh read of ``item_ids``; returns it.
+
+        Rows the store could not give (defaults after a failure) keep their last good values:
+        a refresh during an outage must not wipe the cache that lets serving ride it out.
+        """
         ids = np.unique(np.asarray(item_ids, dtype=np.int64))
         with self._write:
-            self._table = self.read(ids)
+            self._table = self._keep_good(self.read(ids), self._table)
         return self._table
+
+    def _keep_good(self, fresh: ItemTable, old: ItemTable) -> ItemTable:
+        """``fresh`` with its defaulted rows replaced by ``old``'s good rows of the same ids."""
+        if not fresh.defaulted.any() or not len(old.ids):
+            return fresh
+        pos, hit = old.positions(fresh.ids)
+        take = fresh.defaulted & hit & ~old.defaulted[pos]
+        if not take.any():
+            return fresh
+        cols = {n: np.where(take.reshape(-1, *([1] * (fresh.columns[n].ndim - 1))),
+                            old.columns[n][pos], fresh.columns[n]) for n in self.features}
+        return ItemTable(fresh.ids, cols, fresh.defaulted & ~take, fresh.loaded_at)
 
     def update(self, item_ids: np.ndarray) -> int:
         """Re-read ``item_ids`` (cached or not) and merge them in; returns how many were read."""
@@ -127,7 +143,8 @@ class ItemCache:
         if not len(ids):
             return 0
         with self._write:
-            fresh, old = self.read(ids), self._table
+            old = self._table
+            fresh = self._keep_good(self.read(ids), old)
             keep = ~np.isin(old.ids, ids)
             merged = np.concatenate([old.ids[keep], fresh.ids])
             order = np.argsort(merged, kind="stable")

@@ -127,3 +127,19 @@ def test_wrong_row_count_and_bad_arguments_are_errors():
         ItemCache(TableFetcher(CONTRACT), CONTRACT, chunk=0)
     with pytest.raises(ValueError, match="refresh intervals must be > 0"):
         ItemCache(TableFetcher(CONTRACT), CONTRACT).start(0, 1)
+
+
+def test_a_refresh_during_an_outage_keeps_the_last_good_rows():
+    store, clock, counters = FlakyStore(), Clock(), CounterLog()
+    fetch = ResilientFetch(store, CONTRACT, counters, retry_after_s=5.0, clock=clock)
+    cache = ItemCache(fetch, CONTRACT, clock=clock)
+    cache.load(ITEM_IDS[:4])
+    store.down = True
+    cache.refresh()
+    cache.update(np.array([item_id(1), 77]))  # 77 was never read: it can only be defaults
+    cols, defaulted = cache.gather(ITEM_IDS[:4])
+    assert not defaulted and cols["i_price"].tolist() == [item_price(i) for i in range(4)]
+    assert cols["i_category_id"].tolist() == [1, 1, 1, 1]
+    cols, defaulted = cache.gather(np.array([77]))
+    assert defaulted and cols["i_price"].tolist() == [0.0]
+    assert counters.get("fallback", reason="feature_store") == 2  # refresh, then update
