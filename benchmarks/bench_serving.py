@@ -186,6 +186,7 @@ def run(args: argparse.Namespace, source: Any, run_dir: Path, work: Path,
     home = work / "home"
     shutil.copytree(source.home, home, ignore=shutil.ignore_patterns("airflow"))
     settings = Settings(home=home)
+    fstore.write_config(settings)  # the copy's own online store and registry (paths are absolute)
     out: dict[str, Any] = {}
     if args.online_store == "redis":
         from tests.data.redis_fixture import running_redis
