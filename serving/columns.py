@@ -57,3 +57,27 @@ def frame_of(columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """
     return pd.DataFrame({name: (list(col) if col.ndim == 2 else col)
                          for name, col in columns.items()})
+
+
+class Columns:
+    """The feature arrays of one frame, each converted once and then reused.
+
+    A ``/recommend`` call reads the user row three times (cold-start check, user tower, ranker
+    inputs); converting each column once saves that work on every request.
+    """
+
+    def __init__(self, df: pd.DataFrame, contract: Contract) -> None:
+        """Wrap ``df``; nothing is converted until asked for."""
+        self.df, self.contract = df, contract
+        self._got: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str) -> np.ndarray:
+        """:func:`feature_array` of ``name``, converted the first time only."""
+        if name not in self._got:
+            self._got[name] = feature_array(self.df, name, self.contract)
+        return self._got[name]
+
+    @property
+    def attrs(self) -> dict:
+        """The frame's ``attrs`` (``serving.fallback`` marks defaulted reads there)."""
+        return self.df.attrs

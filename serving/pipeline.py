@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.columns import feature_array
+from serving.columns import Columns
 from serving.config import PipelineConfig
 from serving.experiments import Layer, assign
 from serving.fallback import DEFAULTED, FALLBACK, VARIANT, Catalogue, CounterLog
@@ -142,9 +142,11 @@ class Pipeline:
         if count:
             self.counters.inc(FALLBACK, reason=reason)
 
-    def is_cold(self, user_feats: pd.DataFrame) -> bool:
+    def is_cold(self, user_feats: pd.DataFrame | Columns) -> bool:
         """Whether every user-tower feature of the (one-row) frame is at its default."""
-        return all(bool(np.all(feature_array(user_feats, name, self.contract)[0] == value))
+        get = user_feats if isinstance(user_feats, Columns) else Columns(user_feats,
+                                                                         self.contract)
+        return all(bool(np.all(get(name)[0] == value))
                    for name, value in self.user_defaults.items())  # a history: all padding
 
     def popularity_list(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,8 +172,8 @@ class Pipeline:
                      no_category=self.no_category)
 
     def _recall(self, user_id: int, k: int, params: dict, fallbacks: list[str]
-                ) -> tuple[Merged | None, bool, pd.DataFrame]:
-        feats = self.rec.user_row(user_id)
+                ) -> tuple[Merged | None, bool, Columns]:
+        feats = Columns(self.rec.user_row(user_id), self.contract)
         if feats.attrs.get(DEFAULTED):
             self._degrade(fallbacks, "feature_store", count=False)  # counted by the fetch
         cold = self.is_cold(feats)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from feature_repo.request_context import compute, view_spec
-from serving.columns import feature_array, frame_of
+from serving.columns import Columns, frame_of
 from serving.fallback import DEFAULTED
 from shoprec.contract import RANKER, USER_TOWER, Contract
 from shoprec.contract_model import REQUEST_PART, service_part
@@ -103,16 +103,17 @@ class RankerInputs:
         return {r.name: request.get(r.name, stamp if r.dtype == "timestamp" else None)
                 for r in self.fields}
 
-    def rows(self, user: pd.DataFrame, item_ids: np.ndarray, items: Mapping[str, np.ndarray],
-             request: Mapping[str, Any], items_defaulted: bool = False) -> RankerRows:
+    def rows(self, user: pd.DataFrame | Columns, item_ids: np.ndarray,
+             items: Mapping[str, np.ndarray], request: Mapping[str, Any],
+             items_defaulted: bool = False) -> RankerRows:
         """The inputs of ``user`` (one row) against ``item_ids`` (with their cached rows)."""
         n = len(item_ids)
-        user_id = int(user["user_id"].iloc[0])
+        user = user if isinstance(user, Columns) else Columns(user, self.contract)
+        user_id = int(user.df["user_id"].iloc[0])
         cols: dict[str, np.ndarray] = {"user_id": np.full(n, user_id, dtype=np.int64),
                                        "item_id": np.asarray(item_ids, dtype=np.int64)}
         for name in self.user_names:
-            one = feature_array(user, name, self.contract)[:1]
-            cols[name] = np.repeat(one, n, axis=0)
+            cols[name] = np.repeat(user(name)[:1], n, axis=0)
         cols.update({name: items[name] for name in self.item_names})
         values = self.request_values(request)
         for spec in self.specs:

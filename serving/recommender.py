@@ -15,7 +15,7 @@ import pandas as pd
 
 from feature_repo.online import Fetch
 from serving.artifacts import Artifacts
-from serving.columns import feature_array
+from serving.columns import Columns, feature_array
 from serving.fallback import DEFAULTED
 from serving.item_cache import ItemCache
 from serving.ranker_inputs import RankerInputs, RankerRows
@@ -110,13 +110,18 @@ class Recommender:
             raise RuntimeError(f"fetch({USER_TOWER!r}) returned {len(feats)} rows for 1 user")
         return feats
 
-    def embed_user(self, feats: pd.DataFrame) -> np.ndarray:
+    def embed_user(self, feats: pd.DataFrame | Columns) -> np.ndarray:
         """The user tower's embedding of one row of user features.
 
         ``float32[1, D]``, or ``[1, K, D]`` for a multi-interest tower (one vector per
         interest); :meth:`search` takes either.
         """
-        inputs = model_inputs(feats, ["user_id"], self.contract, USER_TOWER)
+        if isinstance(feats, Columns):
+            inputs = {"user_id": feats.df["user_id"].to_numpy(dtype=np.int64),
+                      **{f.name: feats(f.name)
+                         for f in self.contract.service_features(USER_TOWER)}}
+        else:
+            inputs = model_inputs(feats, ["user_id"], self.contract, USER_TOWER)
         emb = np.ascontiguousarray(self.artifacts.user_tower(inputs)["embedding"],
                                    dtype=np.float32)
         return emb.reshape(1, *emb.shape[-2:]) if emb.ndim == 3 else emb.reshape(1, -1)
@@ -142,7 +147,7 @@ class Recommender:
             feats.attrs.update(attrs)
         return feats
 
-    def ranker_rows(self, user: pd.DataFrame, item_ids: np.ndarray,
+    def ranker_rows(self, user: pd.DataFrame | Columns, item_ids: np.ndarray,
                     request: Mapping[str, Any] | None = None) -> RankerRows:
         """Ranker inputs of ``(user, item)`` pairs: the user row repeated, cached item rows.
 

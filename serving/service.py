@@ -64,10 +64,14 @@ K = Annotated[int, Field(ge=1, le=MAX_K, description="How many items.")]
     name="shoprec",
     workers=2,  # the model call and the Python around it, side by side on 2 cores
     traffic={"timeout": 30},
-    # one TF thread per worker: two workers already fill two cores (measured: 115 vs 104 rps)
+    # One TF thread per worker: two workers already fill two cores (measured: 115 vs 104
+    # rps). XLA auto-clustering fuses the ranker's many small ops (the id hashing, AsString,
+    # stays outside the clusters): DIN on 500 candidates 7.4 -> 5.3 ms, scores equal to
+    # 1.2e-7; each new batch size compiles once (~0.1 s).
     envs=[{"name": "TF_USE_LEGACY_KERAS", "value": "1"},
           {"name": "TF_NUM_INTRAOP_THREADS", "value": "1"},
-          {"name": "TF_NUM_INTEROP_THREADS", "value": "1"}],
+          {"name": "TF_NUM_INTEROP_THREADS", "value": "1"},
+          {"name": "TF_XLA_FLAGS", "value": "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"}],
 )
 class ShopRec:
     """Two-stage recommendations with re-ranking, A/B experiments and a feedback loop."""
