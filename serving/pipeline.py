@@ -11,9 +11,11 @@
 3. **Recall**: the two-tower FAISS search (``two_tower``) and, when the quota is > 0, the
    popularity list (``popularity``), merged by :func:`serving.merge.merge` (reciprocal-rank
    fusion, popularity quota). Every item keeps the sources that produced it.
-4. **Ranker**: one batched feature read and one model call for all candidates; if the model
-   fails (or the variant is ``use_ranker: false``) the recall order and fusion scores are kept.
-5. **Re-rank** (:mod:`serving.rerank`) with the item attributes of the same feature read (of
+4. **Ranker**: the user row of step 2 repeated, the candidates' rows from the item cache and
+   the request features computed once (:mod:`serving.ranker_inputs`), then one model call for
+   all candidates; if the model fails (or the variant is ``use_ranker: false``) the recall
+   order and fusion scores are kept.
+5. **Re-rank** (:mod:`serving.rerank`) with the item attributes of the same inputs (of
    the startup catalogue when the store answered with defaults); already-purchased items come
    from :class:`~serving.feedback.PurchaseMemory`.
 6. **Fill**: if fewer than ``k`` items remain, the popularity list (filtered the same way) fills
