@@ -110,8 +110,9 @@ class ShopRec:
         self.contract = contract
         raw = feast_fetcher(self.store, contract)
         # Warm up with the raw fetcher before /readyz turns green: the first call traces TF
-        # functions and loads the Feast registry, and a broken store config fails startup.
-        Recommender(artifacts, raw, contract).recommend(0, 1)
+        # functions (XLA compiles the candidate batch size), loads the Feast registry, and a
+        # broken store config fails startup.
+        Recommender(artifacts, raw, contract, n_candidates=config.n_candidates).recommend(0, 1)
         fetch = ResilientFetch(raw, contract, self.counters, config.retry_after_s)
         # the ranker's item rows, read once here and refreshed in the background: a request
         # then reads one user row from the store, not one row per candidate
@@ -123,7 +124,7 @@ class ShopRec:
         purchases.add_frame(recent_purchases(self.settings, since))
         # /feedback landed by the other workers reaches this one at its next request
         self.tail = FeedbackTail(self.settings, purchases, on_items=self._refresh_items)
-        # every ranked feature vector, for the training-serving skew check (validation.skew)
+        # sampled ranked feature vectors, for the training-serving skew check (validation.skew)
         self.feature_log = FeatureLog(self.settings, contract, background=True)
         self.pipeline = Pipeline(
             Recommender(artifacts, fetch, contract, n_candidates=config.n_candidates,
