@@ -101,6 +101,37 @@ def pad_sequences(values: Any, feature: SequenceSpec) -> np.ndarray:
     flat_lengths = _decode_few(rows, dtype)
     flat, lengths = flat_lengths if flat_lengths is not None else _flatten(values, feature,
                                                                            dtype)
+    return _pad_flat(flat, lengths, feature, dtype)
+
+
+def pad_arrow(arr: Any, feature: SequenceSpec) -> np.ndarray:
+    """:func:`pad_sequences` for an Arrow column (a Parquet read), without Python objects.
+
+    A training set stores histories as Arrow lists (or the stored strings); converting them to
+    pandas first makes one numpy object per cell, which cost more CPU than the ranker step on
+    2 cores. Here offsets and values go straight into the padding arithmetic. Same rules and
+    errors as :func:`pad_sequences` (tested against it).
+    """
+    import pyarrow as pa
+
+    dtype = _NUMPY.get(feature.dtype)
+    if dtype is None or feature.max_len <= 0:
+        return pad_sequences(arr.to_pandas(), feature)  # names the problem
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        arr = _decode(arr)
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+            or pa.types.is_fixed_size_list(arr.type)):
+        return pad_sequences(arr.to_pandas(), feature)  # bare pad elements, nulls or junk
+    flat, lengths = _arrow_flat(arr, feature, dtype)
+    return _pad_flat(flat, lengths, feature, dtype)
+
+
+def _pad_flat(flat: np.ndarray, lengths: np.ndarray, feature: SequenceSpec,
+              dtype: Any) -> np.ndarray:
+    """Rows given as (all elements, length per row) -> the newest ``max_len``, left-padded."""
+    width = feature.max_len
     n = len(lengths)
     if n and (lengths == width).all():  # already padded (e.g. conformed online rows)
         return flat.reshape(n, width)
@@ -148,7 +179,6 @@ def _padded_rows(rows: Any, width: int, dtype: np.dtype) -> bool:
 def _flatten(values: Any, feature: SequenceSpec, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(all elements concatenated, length per row)``; missing rows have length 0."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     arrow_type = pa.list_(pa.from_numpy_dtype(dtype))
     seq = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
@@ -168,7 +198,19 @@ def _flatten(values: Any, feature: SequenceSpec, dtype: Any) -> tuple[np.ndarray
                 arr = pa.nulls(len(arr), arrow_type)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        arr = arr.cast(arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as err:
+        raise ValueError(f"sequence feature {feature.name!r}: elements are not "
+                         f"{feature.dtype}: {err}") from err
+    return _arrow_flat(arr, feature, dtype)
+
+
+def _arrow_flat(arr: Any, feature: SequenceSpec, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(elements, lengths)`` of an Arrow list array, cast safely to the element dtype."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = arr.cast(pa.list_(pa.from_numpy_dtype(dtype)))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as err:
         raise ValueError(f"sequence feature {feature.name!r}: elements are not "
                          f"{feature.dtype}: {err}") from err

@@ -109,6 +109,33 @@ def to_feature_dict(df: pd.DataFrame, specs: list[InputSpec]) -> dict[str, np.nd
             else df[s.name].to_numpy(dtype=numpy_dtype(s.dtype)) for s in specs}
 
 
+def arrow_feature_dict(batch: Any, specs: list[InputSpec]) -> dict[str, np.ndarray]:
+    """:func:`to_feature_dict` of an Arrow record batch (a streamed Parquet read).
+
+    The same arrays and errors, but no pandas frame in between: list columns (histories) are
+    padded from their offsets (:func:`shoprec.sequences.pad_arrow`) and null-free scalar columns
+    convert without copies. A column with nulls goes through pandas, so that it behaves exactly
+    as :func:`to_feature_dict` does (NaN for floats, an error for ids).
+    """
+    from shoprec.sequences import pad_arrow
+
+    names = set(batch.schema.names)
+    missing = [s.name for s in specs if s.name not in names]
+    if missing:
+        raise KeyError(f"record batch lacks model inputs {missing}")
+    out = {}
+    for s in specs:
+        column = batch.column(s.name)
+        if s.kind == "sequence":
+            out[s.name] = pad_arrow(column, s)
+        elif column.null_count or s.dtype == "string":
+            out[s.name] = column.to_pandas().to_numpy(dtype=numpy_dtype(s.dtype))
+        else:
+            out[s.name] = column.to_numpy(zero_copy_only=False).astype(numpy_dtype(s.dtype),
+                                                                      copy=False)
+    return out
+
+
 def _transform_numpy(values: np.ndarray, kind: str) -> np.ndarray:
     x = values.astype(np.float64)
     return np.log1p(np.maximum(x, 0.0)) if kind == "count" else x

@@ -101,3 +101,37 @@ def test_tf_data_stream_and_label_errors(data, tmp_path: Path) -> None:
     assert task_label_columns(CONTRACT, ("ctr",)) == {"ctr": CONTRACT.label}
     with pytest.raises(ValueError, match=r"tasks \['ltv'\] have no label column"):
         task_label_columns(CONTRACT, ("ctr", "ltv"))
+
+
+def test_arrow_batches_give_the_pandas_path_arrays(data) -> None:
+    import pyarrow as pa
+
+    from training.preprocessing import arrow_feature_dict, to_feature_dict
+
+    path, df = data
+    specs = pick_specs()
+    assert any(s.kind == "sequence" for s in specs)
+    batch = next(ParquetSource(path, read_rows=150).record_batches([s.name for s in specs]))
+    got, expected = arrow_feature_dict(batch, specs), to_feature_dict(batch.to_pandas(), specs)
+    assert got.keys() == expected.keys()
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+    scalar = next(s for s in specs if s.dtype == "float64" and s.kind != "sequence")
+    holes = pa.RecordBatch.from_pandas(df.head(3).assign(**{scalar.name: [1.0, None, 2.0]}))
+    assert np.isnan(arrow_feature_dict(holes, specs)[scalar.name][1])  # as pandas gives it
+    with pytest.raises(KeyError, match="lacks model inputs"):
+        arrow_feature_dict(batch.drop_columns([specs[0].name]), specs)
+
+
+def test_stream_cuts_blocks_into_full_batches_and_one_short_last(data) -> None:
+    from training.ranker_data import BLOCK_BATCHES, make_stream
+
+    path, df = data
+    assert len(df) > 30 * BLOCK_BATCHES  # several blocks cross into tf.data
+    ds = make_stream(ParquetSource(path), pick_specs(), LABELS, 30, shuffle_buffer=50, seed=3)
+    sizes = [int(b[1]["ctr"].shape[0]) for b in ds]
+    assert sizes[:-1] == [30] * (len(sizes) - 1) and sizes[-1] == len(df) - 30 * (
+        len(sizes) - 1) and 0 < sizes[-1] <= 30
+    rows = np.concatenate([b[0]["user_id"].numpy() for b in ds])
+    assert sorted(rows.tolist()) == sorted(df["user_id"].tolist())  # every row once

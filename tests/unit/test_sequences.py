@@ -101,3 +101,31 @@ def test_a_few_stored_strings_decode_like_the_general_path():
     assert gaps.dtype == np.float64 and gaps.tolist() == [[0.0, 0.5, 2.0]]
     with pytest.raises(ValueError, match="u_hist_item_ids"):  # 1.5 is no id, on either path
         pad_sequences(pd.Series(["1 1.5"], dtype=object), IDS)
+
+
+def test_arrow_columns_pad_like_the_pandas_path_sliced_chunked_or_stored() -> None:
+    import pyarrow as pa
+
+    from shoprec.sequences import pad_arrow
+
+    rows = [[1, 2, 3, 4, 5, 6], None, [7], [], [8, 9], [10, 11, 12]]
+    lists = pa.array(rows, type=pa.list_(pa.int64()))
+    expected = [[3, 4, 5, 6], [-1, -1, -1, -1], [-1, -1, -1, 7], [-1, -1, -1, -1],
+                [-1, -1, 8, 9], [-1, 10, 11, 12]]
+    got = pad_arrow(lists, IDS)
+    assert got.dtype == np.int64 and got.tolist() == expected
+    assert pad_arrow(lists.slice(2, 3), IDS).tolist() == expected[2:5]  # a slice's offsets
+    chunked = pa.chunked_array([lists.slice(0, 2), lists.slice(2)])
+    assert pad_arrow(chunked, IDS).tolist() == expected
+    stored = pa.array(["1 2 3 4 5 6", None, "7", "", "8 9", "10 11 12"])
+    assert pad_arrow(stored, IDS).tolist() == expected
+    fixed = pa.array([[1, 2, 3, 4], [-1, -1, 5, 6]], type=pa.list_(pa.int64(), 4))
+    assert pad_arrow(fixed, IDS).tolist() == [[1, 2, 3, 4], [-1, -1, 5, 6]]
+    gaps = pa.array([[1.5, 2.0], [0.5, 1.0, 2.0, 3.0]])
+    assert pad_arrow(gaps, GAPS).tolist() == [[0.0, 1.5, 2.0], [1.0, 2.0, 3.0]]
+    with pytest.raises(ValueError, match="u_hist_item_ids"):  # 1.5 is no id
+        pad_arrow(pa.array([[1.0, 1.5]]), IDS)
+    with pytest.raises(ValueError, match="u_hist_item_ids.* 1 null element"):
+        pad_arrow(pa.array([[1, None]], type=pa.list_(pa.int64())), IDS)
+    with pytest.raises(ValueError, match="u_hist_item_ids"):  # a scalar column is no sequence
+        pad_arrow(pa.array([3, 4]), IDS)
