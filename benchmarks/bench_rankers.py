@@ -15,8 +15,10 @@ Datasets (``training.ranker_sets``):
     negatives sampled by ``training.negatives`` (k per positive, popularity^alpha from training
     positives, the user's own items excluded); leave-last-out by time: each user's last item is
     test, the second last validation. Missing data is reported as skipped, never replaced.
-(c) Throughput on this machine's 2 cores: pure train step on in-memory batches vs the
-    streaming fit over the same epoch (ratio >= 0.9: the input pipeline is not the bottleneck).
+(c) Throughput on this machine's 2 cores: the pure train step on in-memory batches vs the
+    streaming fit over the same rows, both fitted as training does (a repeated stream, two
+    passes per fit()); ratio = in-memory time / streaming time >= 0.9: the input pipeline is
+    not the bottleneck (``training.ranker_compare.throughput``).
 
 Prints tables, then one JSON line. Timings are taken under whatever load the machine has; the
 load average is printed with them.
@@ -248,8 +250,9 @@ def speed(synth: Any, models: list[str], budget: Any, seed: int,
         source = replace(source, start=stamps.iloc[-max_rows])
         rows = source.count()
     buffer = min(100_000, max(rows // 10, budget.batch_size))
-    print(f"\n(c) throughput, one epoch of {rows} synthetic train rows, batch "
-          f"{budget.batch_size}, shuffle buffer {buffer}, load {load()}")
+    print(f"\n(c) throughput, fit() of 2 passes over {rows} synthetic train rows (repeated "
+          f"stream, as training runs), three times each, batch {budget.batch_size}, shuffle buffer "
+          f"{buffer}, load {load()}")
     print(f"{'model':<12} {'stream ex/s':>12} {'step ex/s':>10} {'ratio':>6} {'cpu ratio':>9}")
     rows = []
     for name in models:

@@ -127,16 +127,20 @@ def baseline_rows(splits: Splits, specs: list[InputSpec], labels: dict[str, str]
 
 def throughput(name: str, source: ParquetSource, specs: list[InputSpec],
                labels: dict[str, str], batch_size: int, seed: int, *,
-               shuffle_buffer: int = 100_000, repeats: int = 2) -> dict[str, Any]:
+               shuffle_buffer: int = 100_000, repeats: int = 3,
+               epochs: int = 2) -> dict[str, Any]:
     """Examples/s of the streaming fit vs the pure train step on the same batches in memory.
 
-    One epoch of ``source`` is streamed (read, shuffle buffer, padding, batching) and, after
-    the train function is traced, timed ``repeats`` times alternately with an epoch over the
-    same batches cached in memory. ``ratio`` = cached time / streaming time: 1.0 means the
-    model never waited for input; ``cpu_ratio`` is the same with process CPU time (what the
-    input pipeline costs on a machine whose cores are all busy).
+    Both are fitted as training fits (:func:`training.ranker_train.fit_ranker`): a repeated
+    stream, ``epochs`` passes of ``steps_per_epoch`` batches in one ``fit``. The stream reads,
+    shuffles, pads and batches every pass from the file; the in-memory run replays the batches
+    of one pass cached as tensors, so it times the train step alone. After the train function
+    is traced, the two are timed ``repeats`` times alternately. ``ratio`` = in-memory time /
+    streaming time: 1.0 means the model never waited for input; ``cpu_ratio`` is the same with
+    process CPU time (what the input pipeline costs on a machine whose cores are all busy).
     """
     from shoprec.tf_runtime import tensorflow
+    from training.ranker_data import batches_per_pass
     from training.ranker_train import make_optimizer, trainer_class
     from training.rankers import RankerConfig, build_ranker_model, default_tasks
 
@@ -149,25 +153,30 @@ def throughput(name: str, source: ParquetSource, specs: list[InputSpec],
     model = trainer_class()(build_ranker_model(name, specs, fit_stats(sample, specs), cfg,
                                                tasks=tasks))
     model.compile(optimizer=make_optimizer(model, TrainConfig(), False, cfg.learning_rate))
-    stream = make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
-                         seed=seed)
-    cached = stream.cache()
-    rows = sum(int(b[1][tasks[0]].shape[0]) for b in cached)  # fills the in-memory cache
-    for ds in (cached, stream):  # trace the train function for both iterators, untimed
-        model.fit(ds.take(2), verbose=0)
+    one_pass = make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
+                           seed=seed).cache()
+    rows = sum(int(b[1][tasks[0]].shape[0]) for b in one_pass)  # fills the in-memory cache
+    steps = batches_per_pass(rows, batch_size)
+    runs = {"cached": one_pass.repeat(),
+            "stream": make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
+                                  seed=seed, repeat=True)}
+    for ds in runs.values():  # trace the train function for both iterators, untimed
+        model.fit(ds, steps_per_epoch=2, verbose=0)
     timed: dict[str, list[float]] = {"cached": [], "stream": []}
     cpu: dict[str, list[float]] = {"cached": [], "stream": []}
     for _ in range(repeats):
-        for kind, ds in (("cached", cached), ("stream", stream)):
+        for kind, ds in runs.items():
             t0, c0 = time.perf_counter(), time.process_time()
-            model.fit(ds, epochs=1, verbose=0)
+            model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
             timed[kind].append(time.perf_counter() - t0)
             cpu[kind].append(time.process_time() - c0)
     step, wall = sum(timed["cached"]), sum(timed["stream"])
+    examples = rows * epochs * repeats
     # CPU seconds of the whole process (every TF thread and the input generator): on a
     # machine shared with other jobs, wall time swings with their load; CPU time does not
-    return {"model": name, "rows": rows, "step_examples_per_s": round(rows * repeats / step),
-            "examples_per_s": round(rows * repeats / wall), "ratio": round(step / wall, 3),
+    return {"model": name, "rows": rows, "epochs": epochs,
+            "step_examples_per_s": round(examples / step),
+            "examples_per_s": round(examples / wall), "ratio": round(step / wall, 3),
             "cpu_ratio": round(sum(cpu["cached"]) / sum(cpu["stream"]), 3),
             "shuffle_buffer": shuffle_buffer,
             "seconds": {k: [round(x, 2) for x in v] for k, v in timed.items()},

@@ -34,7 +34,7 @@ from training.ranker_checkpoint import (
     restore_weights,
     write_spec,
 )
-from training.ranker_data import GROUP_COL, ParquetSource, make_stream
+from training.ranker_data import GROUP_COL, ParquetSource, batches_per_pass, make_stream
 from training.ranker_metrics import flat_metrics, monitor_mode, multi_task_metrics
 from training.ranker_strategy import DevicePlan, pick_strategy
 
@@ -292,10 +292,12 @@ def fit_ranker(name: str, specs: Sequence[InputSpec], train: ParquetSource,
         return flat
 
     callback = _validate_callback(validate, manager, config)
+    train_rows = train.count()
     stream = make_stream(train, specs, labels, config.batch_size,
-                         shuffle_buffer=config.shuffle_buffer, seed=config.seed)
+                         shuffle_buffer=config.shuffle_buffer, seed=config.seed, repeat=True)
     start = time.perf_counter()
-    hist = model.fit(stream, epochs=config.epochs, callbacks=[callback], verbose=0)
+    hist = model.fit(stream, epochs=config.epochs, callbacks=[callback], verbose=0,
+                     steps_per_epoch=batches_per_pass(train_rows, config.batch_size))
     seconds = time.perf_counter() - start
     if callback.best is None:
         raise ValueError(f"{config.monitor} was never finite on the validation window "
@@ -303,7 +305,6 @@ def fit_ranker(name: str, specs: Sequence[InputSpec], train: ParquetSource,
     restore_weights(ranker, manager.latest_checkpoint)
     history = [{k: float(v[i]) for k, v in hist.history.items()}
                for i in range(len(hist.epoch))]
-    train_rows = train.count()
     return FitResult(
         model=ranker, tasks=tasks, history=history, best_epoch=callback.best_epoch + 1,
         best=history[callback.best_epoch], stopped_early=callback.stopped, seconds=seconds,

@@ -135,3 +135,18 @@ def test_stream_cuts_blocks_into_full_batches_and_one_short_last(data) -> None:
         len(sizes) - 1) and 0 < sizes[-1] <= 30
     rows = np.concatenate([b[0]["user_id"].numpy() for b in ds])
     assert sorted(rows.tolist()) == sorted(df["user_id"].tolist())  # every row once
+
+
+def test_repeated_stream_passes_end_on_their_own_short_batch(data) -> None:
+    from training.ranker_data import batches_per_pass, make_stream
+
+    path, df = data
+    steps = batches_per_pass(len(df), 30)
+    assert steps == -(-len(df) // 30) and batches_per_pass(0, 30) == 1
+    ds = make_stream(ParquetSource(path), pick_specs(), LABELS, 30, shuffle_buffer=50, seed=3,
+                     repeat=True)
+    batches = [b[0]["user_id"].numpy() for b in ds.take(2 * steps)]
+    first, second = np.concatenate(batches[:steps]), np.concatenate(batches[steps:])
+    assert [len(b) for b in batches[steps - 1:steps + 1]] == [len(df) - 30 * (steps - 1), 30]
+    assert sorted(first.tolist()) == sorted(second.tolist()) == sorted(df["user_id"].tolist())
+    assert not np.array_equal(first, second)  # every pass shuffles with its own seed
