@@ -71,7 +71,7 @@ class TrainConfig:
     monitor: str = "val_auc"
     min_delta: float = 0.0
     shuffle_buffer: int = 100_000
-    read_rows: int = 65_536
+    read_rows: int = 16_384
     stats_rows: int = 200_000
     eval_batch_size: int = 8192
     seed: int = 42
