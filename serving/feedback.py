@@ -100,6 +100,11 @@ def _timestamp(i: int, value: Any, now: datetime) -> pd.Timestamp:
         raise InvalidFeedback(f"event {i}: {EVENT_TS} is not a timestamp: {value!r}") from err
     if ts is pd.NaT:
         raise InvalidFeedback(f"event {i}: {EVENT_TS} is not a timestamp: {value!r}")
+    try:  # pandas parses years up to 9999, but the stores hold nanoseconds since 1970
+        ts = ts.as_unit("ns")
+    except (OverflowError, ValueError) as err:
+        raise InvalidFeedback(f"event {i}: {EVENT_TS} {value!r} is outside the storable range "
+                              f"{pd.Timestamp.min} to {pd.Timestamp.max}") from err
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 

@@ -67,6 +67,10 @@ def test_normalise_fills_defaults_ids_and_variants() -> None:
      "is not a distinct 'layer:variant' pair"),
     ({"user_id": 1, "item_id": 1, "event_type": "click", "event_ts": "yesterday"},
      "event_ts is not a timestamp"),
+    ({"user_id": 1, "item_id": 1, "event_type": "click", "event_ts": "9999-12-31T23:59:59"},
+     "event_ts '9999-12-31T23:59:59' is outside the storable range"),
+    ({"user_id": 1, "item_id": 1, "event_type": "click", "event_ts": "0001-01-01T00:00:00"},
+     "event_ts '0001-01-01T00:00:00' is outside the storable range"),
 ])
 def test_bad_events_are_named(event: dict, message: str) -> None:
     with pytest.raises(InvalidFeedback, match=message):
