@@ -3,7 +3,7 @@
 Both ways serving assembles ranker inputs use :func:`feature_array`: the reference path (one
 batched store read of every ``(user, item)`` pair) and the fast path (one user row, cached item
 rows, request features computed once, see :mod:`serving.item_cache`). So a value reaches the
-model identically, whichever path read it; ``tests/serving/test_fast_inputs.py`` holds them
+model identically, whichever path read it; ``tests/serving/test_ranker_inputs.py`` holds them
 equal on a real Feast store.
 """
 
@@ -12,18 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from feature_repo.online import conform_values
 from shoprec.contract import Contract
 from shoprec.sequences import pad_sequences
-
-_NUMERIC = {"int64": np.dtype(np.int64), "float64": np.dtype(np.float64)}
 
 
 def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray:
     """One feature column as a NumPy array of its contract dtype, nulls as the default.
 
-    Same filling, casting and error message as ``feature_repo.online.conform``, but per
-    column and with a fast path: a column that already has the contract dtype and no nulls
-    (what ``feast_fetcher`` returns) is used as it is, with no pandas copy per request.
+    Scalars go through :func:`feature_repo.online.conform_values`, the fill and cast of every
+    online read: a column that already has the contract dtype and no nulls (what
+    ``feast_fetcher`` returns) is used as it is, with no pandas copy per request.
 
     A ``sequence`` feature comes back as ``[n, max_len]`` (newest last, left-padded with the
     pad element), padded by :func:`shoprec.sequences.pad_sequences` like in training.
@@ -35,17 +34,7 @@ def feature_array(df: pd.DataFrame, name: str, contract: Contract) -> np.ndarray
     if feat.kind == "sequence":
         col = df[name] if name in df else pd.Series([None] * len(df), index=df.index)
         return pad_sequences(col, feat)
-    np_dtype = _NUMERIC.get(feat.dtype)
-    if name in df and np_dtype is not None:
-        values = df[name].to_numpy()
-        if values.dtype == np_dtype and not (values.dtype.kind == "f" and np.isnan(values).any()):
-            return values
-    col = df[name] if name in df else pd.Series([None] * len(df), index=df.index, dtype=object)
-    col = col.where(col.notna(), feat.default) if len(col) else col
-    try:
-        return col.astype(np_dtype if np_dtype is not None else str).to_numpy()
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"feature {feat.name!r} is not {feat.dtype}: {err}") from err
+    return conform_values(df[name].to_numpy() if name in df else None, len(df), feat)
 
 
 def frame_of(columns: dict[str, np.ndarray]) -> pd.DataFrame:

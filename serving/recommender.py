@@ -152,7 +152,7 @@ class Recommender:
         """Ranker inputs of ``(user, item)`` pairs: the user row repeated, cached item rows.
 
         The same values as :meth:`ranker_features` reads pair by pair from the store
-        (``tests/serving/test_fast_inputs.py``), with one user read instead of one per pair.
+        (``tests/serving/test_ranker_inputs.py``), with one user read instead of one per pair.
         """
         items, items_defaulted = self.items.gather(np.asarray(item_ids, dtype=np.int64))
         return self.inputs.rows(user, np.asarray(item_ids, dtype=np.int64), items,
