@@ -10,6 +10,7 @@ batches: their ratio says whether the input pipeline ever makes the model wait.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from training.ranker_baseline import GBDT_GRID, LR_GRID, tune_baseline
 from training.ranker_data import GROUP_COL, ParquetSource, make_stream
 from training.ranker_metrics import task_metrics
 from training.ranker_train import TrainConfig, fit_ranker, validation_metrics
+from training.stream_cache import scratch_cache
 
 
 @dataclass(frozen=True)
@@ -127,17 +129,21 @@ def baseline_rows(splits: Splits, specs: list[InputSpec], labels: dict[str, str]
 
 def throughput(name: str, source: ParquetSource, specs: list[InputSpec],
                labels: dict[str, str], batch_size: int, seed: int, *,
-               shuffle_buffer: int = 100_000, repeats: int = 3,
+               shuffle_buffer: int = 100_000, repeats: int = 4,
                epochs: int = 2) -> dict[str, Any]:
     """Examples/s of the streaming fit vs the pure train step on the same batches in memory.
 
     Both are fitted as training fits (:func:`training.ranker_train.fit_ranker`): a repeated
-    stream, ``epochs`` passes of ``steps_per_epoch`` batches in one ``fit``. The stream reads,
-    shuffles, pads and batches every pass from the file; the in-memory run replays the batches
-    of one pass cached as tensors, so it times the train step alone. After the train function
-    is traced, the two are timed ``repeats`` times alternately. ``ratio`` = in-memory time /
-    streaming time: 1.0 means the model never waited for input; ``cpu_ratio`` is the same with
-    process CPU time (what the input pipeline costs on a machine whose cores are all busy).
+    stream, ``epochs`` passes of ``steps_per_epoch`` batches in one ``fit``, with a stream
+    cache. The first pass decodes the Parquet file and writes the cache, untimed in the ratio
+    (``first_pass_seconds``); every timed pass then gathers, shuffles and batches its rows from
+    that cache as training's later epochs do. The in-memory run replays the batches of one
+    pass cached as tensors, so it times the train step alone. After the train function is
+    traced, the two are timed ``repeats`` times each, in neighbouring pairs (:func:`_alternate`).
+    ``ratio`` = the median over pairs of in-memory time / streaming time: 1.0 means the model
+    never waited for input; ``total_ratio`` is the ratio of the summed times; ``cpu_ratio`` is
+    the paired median of process CPU time (what the input pipeline costs on a machine whose
+    cores are all busy).
     """
     from shoprec.tf_runtime import tensorflow
     from training.ranker_data import batches_per_pass
@@ -153,34 +159,65 @@ def throughput(name: str, source: ParquetSource, specs: list[InputSpec],
     model = trainer_class()(build_ranker_model(name, specs, fit_stats(sample, specs), cfg,
                                                tasks=tasks))
     model.compile(optimizer=make_optimizer(model, TrainConfig(), False, cfg.learning_rate))
-    one_pass = make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
-                           seed=seed).cache()
-    rows = sum(int(b[1][tasks[0]].shape[0]) for b in one_pass)  # fills the in-memory cache
-    steps = batches_per_pass(rows, batch_size)
-    runs = {"cached": one_pass.repeat(),
-            "stream": make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
-                                  seed=seed, repeat=True)}
-    for ds in runs.values():  # trace the train function for both iterators, untimed
-        model.fit(ds, steps_per_epoch=2, verbose=0)
-    timed: dict[str, list[float]] = {"cached": [], "stream": []}
-    cpu: dict[str, list[float]] = {"cached": [], "stream": []}
-    for _ in range(repeats):
-        for kind, ds in runs.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
-            timed[kind].append(time.perf_counter() - t0)
-            cpu[kind].append(time.process_time() - c0)
-    step, wall = sum(timed["cached"]), sum(timed["stream"])
+    with scratch_cache(None, Path(source.path).parent) as cache:
+        one_pass = make_stream(source, specs, lab, batch_size, shuffle_buffer=shuffle_buffer,
+                               seed=seed, cache=cache).cache()
+        start = time.perf_counter()  # the first pass: Parquet decode, stream-cache write
+        rows = sum(int(b[1][tasks[0]].shape[0]) for b in one_pass)  # fills the in-memory cache
+        first_pass = time.perf_counter() - start
+        steps = batches_per_pass(rows, batch_size)
+        runs = {"cached": one_pass.repeat(),
+                "stream": make_stream(source, specs, lab, batch_size, seed=seed, repeat=True,
+                                      shuffle_buffer=shuffle_buffer, cache=cache)}
+        for ds in runs.values():  # trace the train function for both iterators, untimed
+            model.fit(ds, steps_per_epoch=2, verbose=0)
+        timed, cpu = _alternate(model, runs, epochs, steps, repeats)
     examples = rows * epochs * repeats
     # CPU seconds of the whole process (every TF thread and the input generator): on a
     # machine shared with other jobs, wall time swings with their load; CPU time does not
     return {"model": name, "rows": rows, "epochs": epochs,
-            "step_examples_per_s": round(examples / step),
-            "examples_per_s": round(examples / wall), "ratio": round(step / wall, 3),
-            "cpu_ratio": round(sum(cpu["cached"]) / sum(cpu["stream"]), 3),
-            "shuffle_buffer": shuffle_buffer,
+            "step_examples_per_s": round(examples / sum(timed["cached"])),
+            "examples_per_s": round(examples / sum(timed["stream"])),
+            "ratio": round(paired_ratio(timed["cached"], timed["stream"]), 3),
+            "cpu_ratio": round(paired_ratio(cpu["cached"], cpu["stream"]), 3),
+            "total_ratio": round(sum(timed["cached"]) / sum(timed["stream"]), 3),
+            "shuffle_buffer": shuffle_buffer, "first_pass_seconds": round(first_pass, 2),
             "seconds": {k: [round(x, 2) for x in v] for k, v in timed.items()},
             "cpu_seconds": {k: [round(x, 2) for x in v] for k, v in cpu.items()}}
+
+
+def _alternate(model: Any, runs: dict[str, Any], epochs: int, steps: int,
+               repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds of ``repeats`` fits of each run, in ABBA order (A B, B A, ...).
+
+    On this VM the same in-memory fit takes anywhere from 5.4 to 6.9 s, drifting over tens
+    of seconds (no steal time, no garbage collection: the same work takes more CPU time).
+    Fits are paired with their neighbour and the order flips every pair, so a drift weighs
+    on both sides of a pair alike.
+    """
+    timed: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    kinds = list(runs)
+    for i in range(repeats):
+        for kind in kinds if i % 2 == 0 else kinds[::-1]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            model.fit(runs[kind], epochs=epochs, steps_per_epoch=steps, verbose=0)
+            timed[kind].append(time.perf_counter() - t0)
+            cpu[kind].append(time.process_time() - c0)
+    return timed, cpu
+
+
+def paired_ratio(reference: Sequence[float], measured: Sequence[float]) -> float:
+    """Median over pairs of ``reference[i] / measured[i]``: one slow fit moves it little.
+
+    Raises:
+        ValueError: for no pairs, unequal lengths or a non-positive time.
+    """
+    if not reference or len(reference) != len(measured):
+        raise ValueError(f"need equally many timings, got {len(reference)} and {len(measured)}")
+    if min(*reference, *measured) <= 0:
+        raise ValueError("timings must be positive")
+    return float(np.median(np.asarray(reference, float) / np.asarray(measured, float)))
 
 
 def gauc_margin(rows: list[dict[str, Any]], model: str, reference: str,

@@ -8,6 +8,11 @@ window, and :func:`make_stream` turns that into a batched, prefetched ``tf.data.
 ``task_labels``). Peak memory is ``read_rows + shuffle_buffer + batch_size`` rows, whatever the
 file size.
 
+Given a :class:`~training.stream_cache.StreamCache`, the first pass also leaves the decoded,
+padded window on local disk, and every later pass (the next epochs, each validation) gathers
+its batches from there instead of decoding Parquet again: a fifth of the Python-side input
+CPU, and a shuffle that mixes rows from all over the file.
+
 The shuffle happens in numpy on whole blocks rather than with ``Dataset.unbatch().shuffle()``:
 per-row tf.data elements cost more CPU than the ranker step itself on a 2-core machine, and
 the input pipeline must never be what a training run waits for (``bench_rankers`` checks).
@@ -29,6 +34,8 @@ import pyarrow.parquet as pq
 
 from shoprec.contract import Contract
 from training.preprocessing import InputSpec, arrow_feature_dict, tf_dtype
+from training.shuffle_buffer import ShuffleBuffer
+from training.stream_cache import StreamCache, cached_batches
 
 TS_COL = "event_ts"
 GROUP_COL = "user_id"
@@ -161,74 +168,6 @@ def label_arrays(df: pd.DataFrame, labels: Mapping[str, str]) -> dict[str, np.nd
     return out
 
 
-class ShuffleBuffer:
-    """Mix rows across a window of ``buffer_rows`` and cut them into batches.
-
-    Rows enter in chunks; whenever more than ``buffer_rows + batch_size`` rows wait, whole
-    batches of rows drawn at random (in random order) leave, the rest stays. Like
-    ``Dataset.shuffle``, a row never leaves more than about ``buffer_rows`` (+ one chunk) rows
-    before its file position (it may stay longer, ever more rarely), so the buffer must span
-    more than a day of a time-ordered file to mix days.
-
-    The pool is one preallocated array per column: a chunk is copied in once, a leaving row is
-    gathered out once, and the kept rows left above the new end are moved into the holes.
-    Permuting and re-concatenating the whole pool at every step copied each row about four
-    times, half of the input pipeline's CPU on 2 cores.
-    """
-
-    def __init__(self, buffer_rows: int, batch_size: int, rng: np.random.Generator) -> None:
-        """Empty buffer; ``buffer_rows`` 0 keeps file order (used for evaluation)."""
-        if buffer_rows < 0 or batch_size < 1:
-            raise ValueError(f"need buffer_rows >= 0 and batch_size >= 1, got {buffer_rows} "
-                             f"and {batch_size}")
-        self.buffer_rows, self.batch_size, self.rng = buffer_rows, batch_size, rng
-        self._pool: Batch = {}
-        self._rows = 0
-
-    def _append(self, chunk: Batch, n: int) -> None:
-        capacity = len(next(iter(self._pool.values()))) if self._pool else 0
-        if self._rows + n > capacity:  # grow (a few times at the start of a pass)
-            size = max(2 * capacity, self._rows + n, self.buffer_rows + 2 * n)
-            grown = {k: np.empty((size, *v.shape[1:]), dtype=v.dtype) for k, v in chunk.items()}
-            for k, v in self._pool.items():
-                grown[k][:self._rows] = v[:self._rows]
-            self._pool = grown
-        for k, v in chunk.items():
-            self._pool[k][self._rows:self._rows + n] = v
-        self._rows += n
-
-    def _take(self, leave: int) -> Iterator[Batch]:
-        rows, keep = self._rows, self._rows - leave
-        chosen = (self.rng.permutation(rows)[:leave] if self.buffer_rows
-                  else np.arange(leave))
-        out = {k: v[chosen] for k, v in self._pool.items()}  # fresh arrays: no pool aliasing
-        taken = np.zeros(rows, dtype=bool)
-        taken[chosen] = True
-        holes = np.flatnonzero(taken[:keep])  # left below the new end: refill from above it
-        stay = np.flatnonzero(~taken[keep:]) + keep  # as many, in order (file order kept)
-        if len(holes):
-            for v in self._pool.values():
-                v[holes] = v[stay]
-        self._rows = keep
-        for lo in range(0, leave, self.batch_size):
-            yield {k: v[lo:min(lo + self.batch_size, leave)] for k, v in out.items()}
-
-    def push(self, chunk: Batch) -> Iterator[Batch]:
-        """Add rows; yield the full batches that may leave now."""
-        n = len(next(iter(chunk.values())))
-        if not n:
-            return
-        self._append(chunk, n)
-        if self._rows >= self.buffer_rows + self.batch_size:
-            yield from self._take((self._rows - self.buffer_rows) // self.batch_size
-                                  * self.batch_size)
-
-    def flush(self) -> Iterator[Batch]:
-        """Yield everything left (the last batch may be short)."""
-        if self._rows:
-            yield from self._take(self._rows)
-
-
 _LABEL = "\x00label:"
 BLOCK_BATCHES = 8
 """Batches per element that crosses from Python into ``tf.data`` (:func:`make_stream`): each
@@ -238,24 +177,51 @@ READ_AHEAD_BLOCKS = 3
 """Blocks the generator may produce ahead of the train step (memory: that many blocks)."""
 
 
+def cache_layout(specs: Sequence[InputSpec], labels: Mapping[str, str]) -> dict[str, Any]:
+    """What a cached row holds (:class:`training.stream_cache.StreamCache` keys on it)."""
+    return {"inputs": [[s.name, s.dtype, s.kind, s.max_len, repr(s.default)] for s in specs],
+            "labels": sorted(labels.items())}
+
+
 def iter_batches(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapping[str, str],
-                 batch_size: int, shuffle_buffer: int,
-                 seed: int | Sequence[int]) -> Iterator[tuple[Batch, Batch]]:
-    """``(features, labels)`` numpy batches of the window (one pass, seeded shuffle)."""
-    columns = list(dict.fromkeys([*(s.name for s in specs), *labels.values()]))
-    buffer = ShuffleBuffer(shuffle_buffer, batch_size, np.random.default_rng(seed))
+                 batch_size: int, shuffle_buffer: int, seed: int | Sequence[int],
+                 cache: StreamCache | None = None) -> Iterator[tuple[Batch, Batch]]:
+    """``(features, labels)`` numpy batches of the window (one pass, seeded shuffle).
+
+    With a ``cache``, a pass whose window is cached reads the cache
+    (:func:`training.stream_cache.cached_batches`); any other pass reads the Parquet file
+    and writes the window's entry as it goes, published once the whole window was read.
+    """
+    rng = np.random.default_rng(seed)
 
     def split(batch: Batch) -> tuple[Batch, Batch]:
         return ({k: v for k, v in batch.items() if not k.startswith(_LABEL)},
                 {k[len(_LABEL):]: v for k, v in batch.items() if k.startswith(_LABEL)})
 
+    layout = cache_layout(specs, labels)
+    cached = cache.open(source, layout) if cache is not None else None
+    if cached is not None:
+        yield from map(split, cached_batches(cached, batch_size, shuffle_buffer, rng))
+        return
+    columns = list(dict.fromkeys([*(s.name for s in specs), *labels.values()]))
+    buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
+    writer = cache.writer(source, layout) if cache is not None else None
     label_columns = list(dict.fromkeys(labels.values()))
-    for batch in source.record_batches(columns):
-        flat = arrow_feature_dict(batch, list(specs))
-        frame = batch.select(label_columns).to_pandas()
-        flat.update({_LABEL + t: v for t, v in label_arrays(frame, labels).items()})
-        yield from map(split, buffer.push(flat))
-    yield from map(split, buffer.flush())
+    try:
+        for batch in source.record_batches(columns):
+            flat = arrow_feature_dict(batch, list(specs))
+            frame = batch.select(label_columns).to_pandas()
+            flat.update({_LABEL + t: v for t, v in label_arrays(frame, labels).items()})
+            if writer is not None:
+                writer.append(flat)
+            yield from map(split, buffer.push(flat))
+        if writer is not None:  # the whole window was read: publish it
+            writer.commit()
+            writer = None
+        yield from map(split, buffer.flush())
+    finally:
+        if writer is not None:  # the pass stopped early (or failed): nothing half-written stays
+            writer.abort()
 
 
 def signature(specs: Sequence[InputSpec], tasks: Sequence[str]) -> tuple[dict, dict]:
@@ -270,7 +236,7 @@ def signature(specs: Sequence[InputSpec], tasks: Sequence[str]) -> tuple[dict, d
 
 def make_stream(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapping[str, str],
                 batch_size: int, *, shuffle_buffer: int = 0, seed: int = 0,
-                repeat: bool = False) -> Any:
+                repeat: bool = False, cache: StreamCache | None = None) -> Any:
     """Batched, prefetched ``tf.data.Dataset`` of ``(features, labels)`` from ``source``.
 
     Every iteration (every Keras epoch) re-reads the file; epoch ``e`` shuffles with seed
@@ -286,6 +252,8 @@ def make_stream(source: ParquetSource, specs: Sequence[InputSpec], labels: Mappi
         repeat: Pass after pass without end (fit with ``steps_per_epoch`` =
             :func:`batches_per_pass`): the next pass starts reading while the last batches of
             the current one train, instead of stalling the first step of every epoch.
+        cache: Where the first pass leaves the decoded window for the passes after it
+            (:mod:`training.stream_cache`); None decodes the Parquet file on every pass.
     """
     from shoprec.tf_runtime import tensorflow
 
@@ -294,7 +262,7 @@ def make_stream(source: ParquetSource, specs: Sequence[InputSpec], labels: Mappi
 
     def generate() -> Iterator[tuple[Batch, Batch]]:  # blocks of whole batches, cut below
         yield from iter_batches(source, specs, labels, batch_size * BLOCK_BATCHES,
-                                shuffle_buffer, seed=[seed, next(epochs)])
+                                shuffle_buffer, seed=[seed, next(epochs)], cache=cache)
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature(specs, labels))
     # the generator runs ahead by whole blocks (a file read or a shuffle-pool cut stalls it

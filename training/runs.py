@@ -83,7 +83,8 @@ def part_dirs(path: Path) -> tuple[Path, Path]:
     return path, path
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs: temporary folders named after a dead one are junk."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +108,7 @@ def writing_part(settings: Settings, run_id: str, part: str) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(f".{part}.*-*"):
         pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
     tmp, old = root / f".{part}.tmp-{os.getpid()}", root / f".{part}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

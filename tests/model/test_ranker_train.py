@@ -163,6 +163,7 @@ def test_early_stopping_keeps_the_best_epoch(trained: dict[str, Any]) -> None:
     assert fit.validation_rows + fit.train_rows == 3000
     out = trained["tmp"] / "first"
     assert (out / "checkpoints" / "checkpoint").is_file()
+    assert not list(out.glob(".stream-cache-*"))  # the run's scratch stream cache is gone
     spec = json.loads((out / SPEC_FILE).read_text())
     assert spec["tasks"] == ["ctr", "cvr"] and [i["name"] for i in spec["inputs"]] == [
         s.name for s in specs]
@@ -172,7 +173,8 @@ def test_warm_start_restores_the_previous_weights(trained: dict[str, Any]) -> No
     from training.ranker_train import fit_ranker
 
     # a vanishing learning rate: after one epoch the weights are still the restored ones
-    cfg = replace(trained["cfg"], epochs=1, learning_rate=1e-12)
+    kept = trained["tmp"] / "stream-cache"
+    cfg = replace(trained["cfg"], epochs=1, learning_rate=1e-12, stream_cache_dir=str(kept))
     fit = fit_ranker("tiny", trained["specs"], trained["train"], trained["val"], LABELS,
                      trained["tmp"] / "second", config=cfg, build=tiny_build,
                      warm_start=trained["tmp"] / "first")
@@ -184,6 +186,9 @@ def test_warm_start_restores_the_previous_weights(trained: dict[str, Any]) -> No
     for a, b in zip(before, after, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert fit.history[0]["val_auc"] == pytest.approx(trained["fit"].best["val_auc"], abs=1e-4)
+    # a named stream cache outlives the run: one entry per window, every row of it
+    metas = [json.loads(p.read_text()) for p in kept.glob("*/meta.json")]
+    assert sorted(m["rows"] for m in metas) == sorted([fit.train_rows, fit.validation_rows])
 
 
 def test_warm_start_is_refused_when_the_model_changed(trained: dict[str, Any]) -> None:
