@@ -183,6 +183,43 @@ def cache_layout(specs: Sequence[InputSpec], labels: Mapping[str, str]) -> dict[
             "labels": sorted(labels.items())}
 
 
+def _decoded(source: ParquetSource, specs: Sequence[InputSpec],
+             labels: Mapping[str, str]) -> Iterator[Batch]:
+    """The window's rows as flat arrays: the model inputs, and each task's label."""
+    columns = list(dict.fromkeys([*(s.name for s in specs), *labels.values()]))
+    label_columns = list(dict.fromkeys(labels.values()))
+    for batch in source.record_batches(columns):
+        flat = arrow_feature_dict(batch, list(specs))
+        frame = batch.select(label_columns).to_pandas()
+        flat.update({_LABEL + t: v for t, v in label_arrays(frame, labels).items()})
+        yield flat
+
+
+def fill_cache(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapping[str, str],
+               cache: StreamCache) -> int:
+    """Decode the window into ``cache`` ahead of training (nothing to do when it is there).
+
+    Training fills its windows before the first step, so no epoch decodes Parquet while the
+    model steps: the decode runs once, alone, at file-read speed on every core.
+
+    Returns:
+        Rows in the window's entry.
+    """
+    layout = cache_layout(specs, labels)
+    cached = cache.open(source, layout)
+    if cached is None:
+        writer = cache.writer(source, layout)
+        try:
+            for flat in _decoded(source, specs, labels):
+                writer.append(flat)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        cached = cache.open(source, layout)
+    return len(next(iter(cached.values()))) if cached else 0
+
+
 def iter_batches(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapping[str, str],
                  batch_size: int, shuffle_buffer: int, seed: int | Sequence[int],
                  cache: StreamCache | None = None) -> Iterator[tuple[Batch, Batch]]:
@@ -203,15 +240,10 @@ def iter_batches(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapp
     if cached is not None:
         yield from map(split, cached_batches(cached, batch_size, shuffle_buffer, rng))
         return
-    columns = list(dict.fromkeys([*(s.name for s in specs), *labels.values()]))
     buffer = ShuffleBuffer(shuffle_buffer, batch_size, rng)
     writer = cache.writer(source, layout) if cache is not None else None
-    label_columns = list(dict.fromkeys(labels.values()))
     try:
-        for batch in source.record_batches(columns):
-            flat = arrow_feature_dict(batch, list(specs))
-            frame = batch.select(label_columns).to_pandas()
-            flat.update({_LABEL + t: v for t, v in label_arrays(frame, labels).items()})
+        for flat in _decoded(source, specs, labels):
             if writer is not None:
                 writer.append(flat)
             yield from map(split, buffer.push(flat))

@@ -157,4 +157,4 @@ def training_summary(fit: FitResult) -> dict[str, Any]:
             "stopped_early": fit.stopped_early, "best": fit.best, "history": fit.history,
             "seconds": fit.seconds, "train_seconds": fit.train_seconds,
             "examples_per_s": fit.examples_per_s, "devices": fit.devices,
-            "warm_start": fit.warm_start}
+            "warm_start": fit.warm_start, "cache_seconds": fit.cache_seconds}

@@ -164,6 +164,7 @@ def test_early_stopping_keeps_the_best_epoch(trained: dict[str, Any]) -> None:
     out = trained["tmp"] / "first"
     assert (out / "checkpoints" / "checkpoint").is_file()
     assert not list(out.glob(".stream-cache-*"))  # the run's scratch stream cache is gone
+    assert fit.cache_seconds > 0  # it was filled before the first step
     spec = json.loads((out / SPEC_FILE).read_text())
     assert spec["tasks"] == ["ctr", "cvr"] and [i["name"] for i in spec["inputs"]] == [
         s.name for s in specs]

@@ -190,3 +190,28 @@ def test_scratch_cache_is_removed_and_a_named_one_kept(tmp_path) -> None:
         assert cache.directory == tmp_path / "kept"
         cache.directory.mkdir()
     assert (tmp_path / "kept").is_dir()
+
+
+def test_fill_cache_decodes_the_window_once_and_keeps_nothing_on_failure(data, tmp_path) -> None:
+    from training.ranker_data import fill_cache
+
+    path, df = data
+    specs, source = pick_specs(), ParquetSource(path, read_rows=100)
+    cache = StreamCache(tmp_path / "cache")
+    assert fill_cache(source, specs, LABELS, cache) == len(df)
+    entry, _ = cache.entry(source, cache_layout(specs, LABELS))
+    stamp = (entry / "meta.json").stat().st_mtime_ns
+    assert fill_cache(source, specs, LABELS, cache) == len(df)  # there already: not rewritten
+    assert (entry / "meta.json").stat().st_mtime_ns == stamp
+    # what a pass then reads is the file's rows, in file order without a shuffle
+    got = list(iter_batches(source, specs, LABELS, 64, 0, 0, cache=cache))
+    np.testing.assert_array_equal(np.concatenate([b[1]["cvr"] for b in got]),
+                                  df["label_purchase"].to_numpy(np.float32))
+    bad = df.assign(label=df["label"].astype(float))
+    bad.loc[len(df) - 1, "label"] = 2.0  # in the last chunk: earlier chunks were written
+    bad.to_parquet(tmp_path / "bad.parquet", row_group_size=150)
+    broken = ParquetSource(tmp_path / "bad.parquet", read_rows=100)
+    with pytest.raises(ValueError, match="label column 'label' .* 1 values that are not 0/1"):
+        fill_cache(broken, specs, LABELS, cache)
+    assert cache.open(broken, cache_layout(specs, LABELS)) is None
+    assert entries(cache.directory) == [entry.name]  # no half-written entry left behind
