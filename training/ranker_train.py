@@ -1,11 +1,13 @@
 """Train any model of the ranker zoo: streaming input, early stopping, checkpoints, warm start.
 
 :func:`fit_ranker` is model-agnostic: it takes a model name of :data:`training.rankers.RANKERS`
-(or a ``build`` callable with the same signature as ``build_ranker_model``), streams the train
-window of the training set (:mod:`training.ranker_data`), validates after every epoch with the
-metrics the gate uses (AUC, GAUC, log loss per task, :mod:`training.ranker_metrics`), keeps the
-best epoch in a ``tf.train.CheckpointManager``, stops after ``patience`` epochs without
-improvement and returns the model with the BEST epoch's weights.
+(or a ``build`` callable with the same signature as ``build_ranker_model``), decodes the train
+and validation windows of the training set once into a stream cache
+(:mod:`training.stream_cache`), streams every epoch from it (:mod:`training.ranker_data`),
+validates after every epoch with the metrics the gate uses (AUC, GAUC, log loss per task,
+:mod:`training.ranker_metrics`), keeps the best epoch in a ``tf.train.CheckpointManager``,
+stops after ``patience`` epochs without improvement and returns the model with the BEST
+epoch's weights.
 
 The zoo's models are ``tfrs.Model`` s whose default ``train_step`` neither scales the loss for
 several replicas nor for float16; :class:`RankerTrainer` wraps a model with a step that does
