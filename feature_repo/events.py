@@ -17,6 +17,7 @@ import pandas as pd
 
 from shoprec.contract import EVENT_SCHEMA, ITEM_SCHEMA, USER_SCHEMA, TableSchema
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 
 EVENT_TS = EVENT_SCHEMA.column("event_ts").name
 EVENT_TYPE = EVENT_SCHEMA.column("event_type").name
@@ -56,8 +57,7 @@ def read_events(settings: Settings, columns: list[str],
 
     files = sorted(settings.events_dir.glob("event_date=*/*.parquet"))
     if until is not None:
-        until = pd.Timestamp(until)
-        until = until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")
+        until = as_utc(until)
         last_day = (until - pd.Timedelta(1, "ns")).strftime("%Y-%m-%d")
         files = [f for f in files if f.parent.name.split("=", 1)[1] <= last_day]
     if not files:

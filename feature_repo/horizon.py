@@ -17,12 +17,13 @@ intervals, in any order, therefore leaves the shared state byte-identical.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 
 HORIZON_FILE = "horizon.json"
 
@@ -62,8 +63,7 @@ def effective_until(settings: Settings, until: pd.Timestamp | None) -> pd.Timest
     """
     if until is None:
         return None
-    until = pd.Timestamp(until).tz_convert("UTC") if pd.Timestamp(until).tzinfo \
-        else pd.Timestamp(until).tz_localize("UTC")
+    until = as_utc(until)
     recorded = read_horizon(settings)
     return until if recorded is None or recorded < until else recorded
 
@@ -72,8 +72,5 @@ def record_horizon(settings: Settings, until: pd.Timestamp | None) -> None:
     """Record ``until`` as the horizon after a successful bounded build (atomic rename)."""
     if until is None:
         return
-    path = horizon_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"until": pd.Timestamp(until).isoformat()}) + "\n")
-    tmp.replace(path)
+    write_text_atomic(horizon_path(settings),
+                      json.dumps({"until": pd.Timestamp(until).isoformat()}) + "\n")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from shoprec.atomic import write_text_atomic
 from shoprec.contract import Contract
 from shoprec.settings import Settings, parse_redis
 
@@ -167,7 +167,4 @@ def write_state(settings: Settings, contract: Contract, state: dict[str, Any]) -
         online = state[ONLINE_KEY]
         online.setdefault("token", uuid.uuid4().hex)
         redis_client(settings).set(_marker_key(contract), online["token"])
-    path = state_path(settings)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    tmp.replace(path)
+    write_text_atomic(state_path(settings), json.dumps(state, indent=2, sort_keys=True))

@@ -28,6 +28,7 @@ from feature_repo.events import day_numbers, day_timestamps
 from feature_repo.push_sources import push_source_name, pushable_views
 from shoprec.contract import EVENT_SCHEMA, Contract
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 
 _TS = EVENT_SCHEMA.column("event_ts").name
 
@@ -145,8 +146,7 @@ def push_events(settings: Settings, contract: Contract, store: Any, events: pd.D
     from feast.data_source import PushMode
 
     started = time.perf_counter()
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    now = pd.Timestamp.now(tz="UTC") if now is None else as_utc(now)
     new = clean_events(events, now)
     views = pushable_views(contract, entity)
     snap_day = int(day_numbers(pd.Series([now]))[0]) + 1

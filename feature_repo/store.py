@@ -36,6 +36,7 @@ from feature_repo.online_store import (  # noqa: F401  (re-exported: the store's
     view_fingerprint,
     write_state,
 )
+from shoprec.atomic import write_text_atomic
 from shoprec.contract import Contract
 from shoprec.settings import Settings
 
@@ -56,11 +57,7 @@ def write_config(settings: Settings, contract: Contract | None = None) -> str:
             "offline_store:\n"
             "  type: file\n"
             "entity_key_serialization_version: 3\n")
-    path = feature_store_yaml(settings)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return str(path)
+    return str(write_text_atomic(feature_store_yaml(settings), text))
 
 
 def open_store(settings: Settings) -> Any:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ import pandas as pd
 
 from serving.experiments import decode
 from serving.feedback import CLICK, IMPRESSION, PURCHASE, feedback_dir
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
 
 Z95 = 1.959963984540054
@@ -135,10 +135,7 @@ def ab_report(settings: Settings, days: int | None = None,
               "pairs": "distinct (user_id, item_id) per variant", "interval": "wilson 95%",
               "layers": layers}
     path = settings.reports_dir / "ab" / "ab_report.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(report, indent=2) + "\n")
     report["path"] = str(path)
     return report
 

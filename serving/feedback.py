@@ -44,6 +44,7 @@ from shoprec.contract import EVENT_SCHEMA, EVENT_TYPES
 from shoprec.ingest_store import EVENT_TS, PARTITION_PREFIX, atomic_parquet, partition_dir
 from shoprec.ingest_typing import arrow_schema
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 
 IMPRESSION, CLICK, PURCHASE = EVENT_TYPES[0], EVENT_TYPES[1], EVENT_TYPES[-1]
 """Funnel steps by their documented position in ``EVENT_TYPES``."""
@@ -105,7 +106,7 @@ def _timestamp(i: int, value: Any, now: datetime) -> pd.Timestamp:
     except (OverflowError, ValueError) as err:
         raise InvalidFeedback(f"event {i}: {EVENT_TS} {value!r} is outside the storable range "
                               f"{pd.Timestamp.min} to {pd.Timestamp.max}") from err
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return as_utc(ts)
 
 
 def normalise(events: Sequence[Mapping[str, Any]], now: datetime,

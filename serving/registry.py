@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
 
 CHAMPION_FILE = "champion.json"
@@ -98,19 +99,6 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _replace_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
 def promote(settings: Settings, run_id: str, bento_tag: str,
             metrics: Mapping[str, Any]) -> dict[str, Any]:
     """Make ``bento_tag`` (built from ``run_id``) the champion; return the new record.
@@ -148,7 +136,8 @@ def promote(settings: Settings, run_id: str, bento_tag: str,
         except (TypeError, ValueError) as err:
             raise ValueError(f"cannot promote {run_id}: metrics are not strict JSON ({err})") \
                 from err
-        _replace_atomically(folder / CHAMPION_FILE, text + "\n")
+        write_text_atomic(folder / CHAMPION_FILE, text + "\n", durable=True)
+        _fsync_dir(folder)  # the rename itself survives a power cut
         with (folder / HISTORY_FILE).open("a") as log:
             log.write(json.dumps(record, allow_nan=False) + "\n")
             log.flush()

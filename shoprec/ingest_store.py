@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from shoprec.contract import EVENT_SCHEMA
 from shoprec.ingest_typing import empty_frame, final_dtype
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 
 PARTITION_PREFIX = "event_date="
 EVENT_TS = next(c.name for c in EVENT_SCHEMA.columns if c.dtype == "timestamp")
@@ -51,11 +52,6 @@ def stored_ids(settings: Settings, day: str, own: str) -> pd.Index:
     return pd.Index(ids.to_numpy(zero_copy_only=False))
 
 
-def _as_utc(value: date | str | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def read_events(settings: Settings, start: date | str | pd.Timestamp | None = None,
                 end: date | str | pd.Timestamp | None = None,
                 columns: list[str] | None = None) -> pd.DataFrame:
@@ -76,8 +72,8 @@ def read_events(settings: Settings, start: date | str | pd.Timestamp | None = No
     unknown = [c for c in wanted if c not in EVENT_SCHEMA.names]
     if unknown:
         raise ValueError(f"unknown event column(s) {unknown}; known: {EVENT_SCHEMA.names}")
-    lo = None if start is None else _as_utc(start)
-    hi = None if end is None else _as_utc(end)
+    lo = None if start is None else as_utc(start)
+    hi = None if end is None else as_utc(end)
     files = []
     for part in sorted(settings.events_dir.glob(f"{PARTITION_PREFIX}*")):
         day = pd.Timestamp(part.name.removeprefix(PARTITION_PREFIX), tz="UTC")

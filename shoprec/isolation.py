@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoprec.atomic import write_text_atomic
 from shoprec.runrecords import jsonable, safe_id
 from shoprec.settings import Settings
 
@@ -100,11 +101,8 @@ def process_record_path(settings: Settings, run_key: str, task_id: str) -> Path:
 
 
 def _write_record(settings: Settings, run_key: str, task_id: str, record: dict) -> None:
-    path = process_record_path(settings, run_key, task_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(process_record_path(settings, run_key, task_id),
+                      json.dumps(record, indent=2) + "\n")
 
 
 def _parse_params(run_params: str | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
 
 EVENTS_ASSET = "file:///shoprec/events"
@@ -56,11 +57,7 @@ def record_failure(settings: Settings, dag_id: str, run_id: str, task_id: str,
         reason, trace = str(error or "unknown failure"), ""
     record = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "reason": reason,
               "try_number": try_number, "at": datetime.now(UTC).isoformat(), "trace": trace}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, json.dumps(record, indent=2))
 
 
 def on_task_failure(context: dict) -> None:

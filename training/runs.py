@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
 
 RETRIEVAL_PART = "retrieval"
@@ -172,9 +173,7 @@ def clean_json(obj: Any) -> Any:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write strict JSON atomically (temp file + ``os.replace``): never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(clean_json(payload), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(clean_json(payload), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from shoprec.contract import EVENT_SCHEMA, ITEM_SCHEMA
 from shoprec.ingest_quarantine import QuarantineSink
 from shoprec.quarantine import ledger_path, update_ledger
 from shoprec.settings import Settings
+from shoprec.utc import as_utc
 from validation.config import GateConfig
 from validation.docs import KEPT_ROWS, GxSession
 from validation.merge import ResultMerger
@@ -65,7 +66,7 @@ class _GateRun:
                              f"got {batch_id!r}")
         self.started = time.perf_counter()
         self.settings, self.batch_id, self.config = settings, batch_id, config
-        self.now = pd.Timestamp.now(tz="UTC") if now is None else _utc(pd.Timestamp(now))
+        self.now = pd.Timestamp.now(tz="UTC") if now is None else as_utc(now)
         self.staged_rows = staged_rows
         self.ledger = read_ledger(settings, batch_id)
         ingest_counts(self.ledger, staged_rows)  # a contradictory ledger fails before GX runs
@@ -209,7 +210,3 @@ def validate_staged(settings: Settings, batch_id: str, *, now: pd.Timestamp | No
         raise
     tmp.replace(target)
     return run.finish(None, target)
-
-
-def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

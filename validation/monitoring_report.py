@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from shoprec.atomic import write_text_atomic
 from shoprec.contract import Contract
 from shoprec.intervals import Interval, resolve
 from shoprec.runrecords import jsonable
@@ -65,13 +66,6 @@ def monitoring_interval(settings: Settings, contract: Contract,
     return interval if interval.bounded else latest_snapshot_day(settings, contract)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -103,6 +97,6 @@ def render_html(title: str, summary: dict[str, Any], header: Sequence[str],
 def write_report(folder: Path, check: str, payload: dict[str, Any], page: str) -> dict[str, Path]:
     """Write ``<check>.json`` and ``<check>.html`` into ``folder`` atomically; return both."""
     paths = {"json": folder / f"{check}.json", "html": folder / f"{check}.html"}
-    _atomic_text(paths["json"], json.dumps(jsonable(payload), indent=2, sort_keys=True))
-    _atomic_text(paths["html"], page)
+    write_text_atomic(paths["json"], json.dumps(jsonable(payload), indent=2, sort_keys=True))
+    write_text_atomic(paths["html"], page)
     return paths

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from shoprec.atomic import write_text_atomic
 from shoprec.settings import Settings
 from validation.config import GateConfig
 from validation.suite import Limit
@@ -124,7 +125,4 @@ def write_summary(settings: Settings, report: ValidationReport, config: GateConf
         "seconds": round(report.seconds, 3),
     }
     path = summary_path(settings, report.batch_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(record, indent=2))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from shoprec.contract import TableSchema
+from shoprec.utc import as_utc
 from validation.config import GateConfig
 
 if TYPE_CHECKING:
@@ -64,8 +65,7 @@ def timestamp_window(config: GateConfig, now: pd.Timestamp) -> tuple[pd.Timestam
     The lower end is the later of the absolute floor ``config.earliest`` and ``now`` minus
     ``config.max_age_days``; the upper end is ``now`` plus the allowed clock skew.
     """
-    now = pd.Timestamp(now)
-    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+    now = as_utc(now)
     lo = pd.Timestamp(config.earliest, tz="UTC")
     if config.max_age_days is not None:
         lo = max(lo, now - pd.Timedelta(days=config.max_age_days))
