@@ -8,10 +8,11 @@ window, and :func:`make_stream` turns that into a batched, prefetched ``tf.data.
 ``task_labels``). Peak memory is ``read_rows + shuffle_buffer + batch_size`` rows, whatever the
 file size.
 
-Given a :class:`~training.stream_cache.StreamCache`, the first pass also leaves the decoded,
-padded window on local disk, and every later pass (the next epochs, each validation) gathers
-its batches from there instead of decoding Parquet again: a fifth of the Python-side input
-CPU, and a shuffle that mixes rows from all over the file.
+Given a :class:`~training.stream_cache.StreamCache`, a pass gathers its batches from the
+decoded, padded window on local disk instead of decoding Parquet: a fifth of the Python-side
+input CPU, and a shuffle that mixes rows from all over the file. :func:`fill_cache` writes the
+window before training (what ``fit_ranker`` does); a pass that finds no entry writes one as it
+reads.
 
 The shuffle happens in numpy on whole blocks rather than with ``Dataset.unbatch().shuffle()``:
 per-row tf.data elements cost more CPU than the ranker step itself on a 2-core machine, and
@@ -207,17 +208,17 @@ def fill_cache(source: ParquetSource, specs: Sequence[InputSpec], labels: Mappin
     """
     layout = cache_layout(specs, labels)
     cached = cache.open(source, layout)
-    if cached is None:
-        writer = cache.writer(source, layout)
-        try:
-            for flat in _decoded(source, specs, labels):
-                writer.append(flat)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.commit()
-        cached = cache.open(source, layout)
-    return len(next(iter(cached.values()))) if cached else 0
+    if cached is not None:
+        return len(next(iter(cached.values()))) if cached else 0
+    writer = cache.writer(source, layout)
+    try:
+        for flat in _decoded(source, specs, labels):
+            writer.append(flat)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    return writer.rows
 
 
 def iter_batches(source: ParquetSource, specs: Sequence[InputSpec], labels: Mapping[str, str],

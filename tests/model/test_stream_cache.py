@@ -129,8 +129,8 @@ def test_a_damaged_entry_is_dropped_and_rebuilt(data, tmp_path) -> None:
     assert cache.open(source, layout) is not None
 
 
-def test_writer_refuses_columns_it_cannot_cache(tmp_path) -> None:
-    writer = StreamCache(tmp_path / "c").writer(_FakeSource(tmp_path), {"inputs": []})
+def test_writer_refuses_columns_it_cannot_cache(data, tmp_path) -> None:
+    writer = StreamCache(tmp_path / "c").writer(ParquetSource(data[0]), {"inputs": []})
     writer.append({"a": np.arange(3), "b": np.zeros((3, 2))})
     with pytest.raises(ValueError, match="differ from the first chunk"):
         writer.append({"a": np.arange(3)})
@@ -140,16 +140,6 @@ def test_writer_refuses_columns_it_cannot_cache(tmp_path) -> None:
         writer.append({"a": np.array(["x", None, "y"], dtype=object), "b": np.zeros((3, 2))})
     writer.abort()
     assert entries(tmp_path / "c") == []
-
-
-class _FakeSource:
-    """A window identity without Parquet (the writer only needs the key fields)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / "rows.bin"
-        self.path.write_bytes(b"")
-        self.start = self.end = None
-        self.ts_col, self.keep, self.seed = "event_ts", 1.0, 0
 
 
 def test_pass_order_visits_every_row_once_in_shuffled_blocks_and_windows() -> None:
